@@ -1,0 +1,20 @@
+"""The built-in pipelines: ``video`` and ``synthetic``."""
+
+from ..runtime import PipelineRegistry
+from ._synthetic import SyntheticParams, SyntheticPipeline
+from ._video import VIDEO_STAGES, VideoParams, VideoPipeline
+
+
+def default_pipelines() -> PipelineRegistry:
+    """A registry with the built-in pipelines."""
+    return PipelineRegistry([VideoPipeline(), SyntheticPipeline()])
+
+
+__all__ = [
+    "VIDEO_STAGES",
+    "SyntheticParams",
+    "SyntheticPipeline",
+    "VideoParams",
+    "VideoPipeline",
+    "default_pipelines",
+]

@@ -1,0 +1,86 @@
+"""The runtime's exceptions, one class per way a request can be refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RuntimeRefusal(Exception):
+    """Base class: the runtime refused a request. ``code`` is a stable machine-readable name."""
+
+    code = "refused"
+
+
+class JobNotFound(RuntimeRefusal):
+    """No such job (or it belongs to someone else, which looks the same)."""
+
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class JobAlreadyFinished(RuntimeRefusal):
+    """The job is terminal, so it cannot be cancelled."""
+
+    code = "job_finished"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id!r} already finished with status {status}")
+        self.job_id = job_id
+        self.status = status
+
+
+class QueueFull(RuntimeRefusal):
+    """Every slot is running and the queue holds its maximum."""
+
+    code = "queue_full"
+
+    def __init__(self, max_queued: int) -> None:
+        super().__init__(f"the job queue is full ({max_queued} jobs waiting); retry later")
+        self.max_queued = max_queued
+
+
+class ShuttingDown(RuntimeRefusal):
+    """The runtime is shutting down and takes no new jobs."""
+
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down and accepts no new jobs")
+
+
+class InvalidJobRequest(RuntimeRefusal):
+    """The pipeline is unknown or its params fail validation.
+
+    ``errors`` lists each problem as ``{"field": ..., "message": ...}``.
+    """
+
+    code = "validation_error"
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class UnknownPipeline(InvalidJobRequest):
+    """No pipeline of that name is registered."""
+
+    code = "unknown_pipeline"
+
+    def __init__(self, name: object, known: list[str]) -> None:
+        super().__init__(
+            f"unknown pipeline {name!r}; known pipelines: {', '.join(sorted(known))}",
+            [{"field": "pipeline", "message": "unknown pipeline"}],
+        )
+
+
+class InvalidCursor(RuntimeRefusal):
+    """A listing cursor that this runtime did not hand out."""
+
+    code = "invalid_cursor"
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"invalid cursor {cursor!r}")

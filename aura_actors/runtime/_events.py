@@ -1,0 +1,76 @@
+"""Events: what the runtime tells subscribers, with the exact payloads of the contract."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._ids import EventId
+
+JsonObject = dict[str, Any]
+
+
+class EventType(enum.StrEnum):
+    """The eight event types of the public contract."""
+
+    JOB_STATUS = "job-status"
+    STEP_STATUS = "step-status"
+    STEP_PROGRESS = "step-progress"
+    JOB_COMPLETED = "job-completed"
+    JOB_FAILED = "job-failed"
+    JOB_CANCELLED = "job-cancelled"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether this event ends a job's stream."""
+        return self in _TERMINAL_EVENT_TYPES
+
+
+_TERMINAL_EVENT_TYPES = frozenset(
+    {EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED}
+)
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """One event as delivered to subscribers.
+
+    ``id`` is ``None`` only for ``error`` events about a stream itself (such as a
+    subscriber overflow): they are not part of any job's history, and carrying
+    no id means a client's last event id stays where it was, so it can resume.
+    """
+
+    id: EventId | None
+    type: EventType
+    data: JsonObject
+    job_id: str | None = None
+    owner: str | None = None
+    _json: str | None = field(default=None, repr=False)
+
+    @property
+    def data_json(self) -> str:
+        """``data`` as one line of compact JSON, encoded once and shared by every view."""
+        if self._json is None:
+            self._json = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return self._json
+
+    @property
+    def id_text(self) -> str | None:
+        """The id as ``"<millis>-<counter>"``, or ``None``."""
+        return None if self.id is None else str(self.id)
+
+    def to_message(self) -> JsonObject:
+        """The WebSocket view: ``{"id", "event", "data"}``."""
+        return {"id": self.id_text, "event": self.type.value, "data": self.data}
+
+
+def stream_error(code: str, message: str, job_id: str | None = None) -> Event:
+    """An id-less ``error`` event about a stream (not stored in any history)."""
+    data: JsonObject = {"code": code, "message": message}
+    if job_id is not None:
+        data["jobId"] = job_id
+    return Event(id=None, type=EventType.ERROR, data=data, job_id=job_id)

@@ -1,0 +1,61 @@
+"""Event ids: ``<unixMillis>-<counter>``, strictly increasing even if the wall clock steps back."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+_EVENT_ID_RE = re.compile(r"(0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})")
+
+
+class EventId(NamedTuple):
+    """An event id, ordered as the pair of integers ``(millis, counter)``."""
+
+    millis: int
+    counter: int
+
+    def __str__(self) -> str:
+        return f"{self.millis}-{self.counter}"
+
+    @classmethod
+    def parse(cls, text: str) -> EventId:
+        """Parse ``"<millis>-<counter>"``; raise :class:`ValueError` on anything else."""
+        match = _EVENT_ID_RE.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"malformed event id {text!r}: expected '<unixMillis>-<counter>'")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+
+def _wall_clock_millis() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EventIdGenerator:
+    """Hands out strictly increasing :class:`EventId` values.
+
+    The millisecond part follows the wall clock but never goes back: if the
+    clock steps backwards the generator keeps the last millisecond and bumps
+    the counter, like Redis stream ids.
+    """
+
+    def __init__(self, wall_clock_millis: Callable[[], int] = _wall_clock_millis) -> None:
+        self._wall_clock_millis = wall_clock_millis
+        self._last = EventId(0, 0)
+        self._issued_any = False
+
+    @property
+    def last(self) -> EventId | None:
+        """The most recently issued id, or ``None`` before the first."""
+        return self._last if self._issued_any else None
+
+    def next_id(self) -> EventId:
+        """Return a new id greater than every id issued before."""
+        now = self._wall_clock_millis()
+        if not self._issued_any or now > self._last.millis:
+            self._last = EventId(now, 0)
+        else:
+            self._last = EventId(self._last.millis, self._last.counter + 1)
+        self._issued_any = True
+        return self._last
