@@ -98,6 +98,7 @@ class Runtime:
         self._queue: OrderedDict[str, Job] = OrderedDict()
         self._running = 0
         self._shutting_down = False
+        self._all_stopped: trio.Event | None = None
 
     # -- state -------------------------------------------------------------------------
 
@@ -191,6 +192,8 @@ class Runtime:
         finally:
             self._running -= 1
             self._admit_waiting()
+            if self._running == 0 and self._all_stopped is not None:
+                self._all_stopped.set()
 
     def _admit_waiting(self) -> None:
         while (
@@ -214,6 +217,21 @@ class Runtime:
         for job in self._order:
             if job.status is JobStatus.RUNNING:
                 job.request_cancel(CANCELED_BY_SHUTDOWN)
+
+    async def shutdown(self) -> None:
+        """Refuse new jobs, cancel every live one, wait for their actors, end every stream.
+
+        Every subscriber sees its jobs' ``job-cancelled`` events before its
+        subscription ends. Idempotent; leaving :func:`open_runtime` does the same.
+        """
+        self.begin_shutdown()
+        if self._running:
+            if self._all_stopped is None:
+                self._all_stopped = trio.Event()
+            await self._all_stopped.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        self.broadcaster.close()
 
     # -- queries -------------------------------------------------------------------------
 

@@ -1,0 +1,173 @@
+"""The ``aura-actors`` command line: ``serve`` (and the client commands)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import __version__
+
+#: Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _env(name: str, convert: Callable[[str], Any] = str, default: Any = None) -> Any:
+    raw = os.environ.get(f"AURA_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return convert(raw)
+    except ValueError:
+        raise SystemExit(f"aura-actors: invalid value for AURA_{name}: {raw!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _add_serve(subparsers: Any) -> None:
+    from .web import ServerSettings
+
+    defaults = ServerSettings()
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the API server",
+        description="Run the job runtime and its HTTP API (each flag also AURA_<NAME>).",
+    )
+    serve.add_argument("--host", default=_env("HOST", default=defaults.host))
+    serve.add_argument("--port", type=int, default=_env("PORT", int, defaults.port))
+    serve.add_argument(
+        "--max-concurrent-jobs",
+        type=_positive_int,
+        default=_env("MAX_CONCURRENT_JOBS", _positive_int, defaults.max_concurrent_jobs),
+        help="jobs running at once; the rest wait as Queued",
+    )
+    serve.add_argument(
+        "--max-queued-jobs",
+        type=_non_negative_int,
+        default=_env("MAX_QUEUED_JOBS", _non_negative_int, defaults.max_queued_jobs),
+        help="beyond it POST /api/jobs answers 429",
+    )
+    serve.add_argument(
+        "--keepalive",
+        type=_positive_float,
+        default=_env("KEEPALIVE", _positive_float, defaults.keepalive),
+        help="seconds of quiet before a ': keep-alive' comment",
+    )
+    serve.add_argument(
+        "--history-ttl",
+        type=_non_negative_float,
+        default=_env("HISTORY_TTL", _non_negative_float, defaults.history_ttl),
+        help="seconds a finished job's events stay replayable",
+    )
+    serve.add_argument(
+        "--auth-tokens",
+        type=Path,
+        default=_env("AUTH_TOKENS", Path),
+        help='JSON file {"tokens": {"<token>": "<user>"}}; enables auth',
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        default=None,
+        help="allowed CORS origin (repeatable; AURA_CORS_ORIGIN takes a comma list)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=_env("DATA_DIR", Path, defaults.data_dir),
+        help="where artifacts live",
+    )
+    serve.add_argument(
+        "--demo-jobs",
+        type=_non_negative_int,
+        default=_env("DEMO_JOBS", _non_negative_int, defaults.demo_jobs),
+        help="submit this many demo video jobs at start",
+    )
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .web import ServerSettings, TokenFileError, configure_logging, serve
+
+    cors = args.cors_origins
+    if cors is None:
+        env_cors = _env("CORS_ORIGIN")
+        cors = [o.strip() for o in env_cors.split(",") if o.strip()] if env_cors else None
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        max_concurrent_jobs=args.max_concurrent_jobs,
+        max_queued_jobs=args.max_queued_jobs,
+        keepalive=args.keepalive,
+        history_ttl=args.history_ttl,
+        auth_tokens=args.auth_tokens,
+        cors_origins=tuple(cors) if cors else ServerSettings().cors_origins,
+        data_dir=args.data_dir,
+        demo_jobs=args.demo_jobs,
+    )
+    configure_logging()
+    try:
+        trio.run(serve, settings)
+    except TokenFileError as exc:
+        print(f"aura-actors: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"aura-actors: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="aura-actors", description="A structured-concurrency job runtime on trio."
+    )
+    parser.add_argument("--version", action="version", version=f"aura-actors {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_serve(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aura-actors`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

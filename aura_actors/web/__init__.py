@@ -1,0 +1,37 @@
+"""The web layer: a Quart-Trio app serving the runtime over REST, SSE and WebSocket."""
+
+from ._app import MAX_BODY_BYTES, create_app
+from ._auth import Authenticator, TokenFileError, load_tokens
+from ._logging import JsonLineFormatter, configure_logging
+from ._server import hypercorn_config, serve
+from ._settings import ServerSettings
+from ._sse_routes import SSE_HEADERS, encode_event
+from ._ws_routes import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+)
+
+__all__ = [
+    "CLOSE_BAD_REQUEST",
+    "CLOSE_GOING_AWAY",
+    "CLOSE_NORMAL",
+    "CLOSE_NOT_FOUND",
+    "CLOSE_TRY_AGAIN_LATER",
+    "CLOSE_UNAUTHORIZED",
+    "MAX_BODY_BYTES",
+    "SSE_HEADERS",
+    "Authenticator",
+    "JsonLineFormatter",
+    "ServerSettings",
+    "TokenFileError",
+    "configure_logging",
+    "create_app",
+    "encode_event",
+    "hypercorn_config",
+    "load_tokens",
+    "serve",
+]

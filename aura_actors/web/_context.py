@@ -1,0 +1,42 @@
+"""What every route needs: the runtime, the settings, and who is asking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import request
+
+from ..runtime import EventId, Runtime
+from ._auth import Authenticator
+from ._errors import ApiError
+from ._settings import ServerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """The server's shared state, handed to each group of routes."""
+
+    runtime: Runtime
+    settings: ServerSettings
+    authenticator: Authenticator
+
+    def current_user(self) -> str | None:
+        """The user the current request acts for (``None`` with auth off); raises 401."""
+        return self.authenticator.user_for(
+            request.headers.get("Authorization"), request.args.get("access_token")
+        )
+
+
+def parse_last_event_id(header: str | None, query: str | None) -> EventId | None:
+    """The resume point: header ``Last-Event-ID``, else query ``lastEventId``; 400 if malformed."""
+    raw = header if header else query
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return EventId.parse(raw)
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_last_event_id",
+            f"malformed last event id {raw[:64]!r}: expected '<unixMillis>-<counter>'",
+        ) from None

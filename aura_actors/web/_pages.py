@@ -1,0 +1,39 @@
+"""The web page: plain HTML, CSS and JS served from the package, no build step."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from quart import Quart, Response
+
+from ._context import ServerContext
+
+_STATIC = files("aura_actors.web") / "static"
+_TYPES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+
+
+def _static(name: str) -> Response:
+    resource = _STATIC / name
+    if not resource.is_file():
+        return Response("not found", status=404, content_type="text/plain")
+    response = Response(resource.read_bytes(), content_type=_TYPES[name])
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def register_page_routes(app: Quart, context: ServerContext) -> None:
+    """Serve the page at ``/`` and its assets at ``/static/<name>``."""
+
+    @app.get("/")
+    async def index() -> Response:
+        return _static("index.html")
+
+    @app.get("/static/<name>")
+    async def asset(name: str) -> Response:
+        if name not in _TYPES:
+            return Response("not found", status=404, content_type="text/plain")
+        return _static(name)

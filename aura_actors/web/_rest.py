@@ -1,0 +1,177 @@
+"""The REST routes: create, get, list, cancel, artifacts, health."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Quart, Response, jsonify, request, send_file
+from quart_schema import (
+    document_querystring,
+    document_request,
+    document_response,
+)
+
+from .. import __version__
+from ..runtime import JobStatus
+from ._context import ServerContext
+from ._errors import ApiError
+from ._schemas import (
+    CreateJobRequest,
+    ErrorResponse,
+    HealthResponse,
+    JobList,
+    JobSnapshot,
+    ListJobsQuery,
+)
+
+MAX_LIST_LIMIT = 200
+DEFAULT_LIST_LIMIT = 50
+
+
+def _json_response(body: Any, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+async def _read_json_object() -> dict[str, Any]:
+    raw = await request.get_data(as_text=False)
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ApiError(422, "validation_error", "request body must be a JSON object")
+    return document
+
+
+def _create_request(document: dict[str, Any]) -> tuple[object, dict[str, Any]]:
+    unknown = sorted(set(document) - {"pipeline", "params"})
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"unknown field(s) in request body: {', '.join(unknown)}",
+            [{"field": name, "message": "unknown field"} for name in unknown],
+        )
+    if "pipeline" not in document:
+        raise ApiError(
+            422,
+            "validation_error",
+            "field 'pipeline' is required",
+            [{"field": "pipeline", "message": "required"}],
+        )
+    params = document.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ApiError(
+            422,
+            "validation_error",
+            "field 'params' must be a JSON object",
+            [{"field": "params", "message": "must be an object"}],
+        )
+    return document["pipeline"], params
+
+
+def _list_query() -> tuple[JobStatus | None, int, str | None]:
+    args = request.args
+    status: JobStatus | None = None
+    if "status" in args:
+        try:
+            status = JobStatus(args["status"])
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            raise ApiError(422, "validation_error", f"status must be one of {allowed}") from None
+    limit = DEFAULT_LIST_LIMIT
+    if "limit" in args:
+        raw = args["limit"]
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
+            )
+        limit = int(raw)
+    cursor = args.get("cursor") or None
+    return status, limit, cursor
+
+
+def register_rest_routes(app: Quart, context: ServerContext) -> None:
+    """Add the REST routes to ``app``."""
+    runtime = context.runtime
+
+    @app.post("/api/jobs")
+    @document_request(CreateJobRequest)
+    @document_response(JobSnapshot, 202)
+    @document_response(ErrorResponse, 422)
+    async def create_job() -> Response:
+        """Start a job; it runs at once or waits as Queued."""
+        user = context.current_user()
+        pipeline, params = _create_request(await _read_json_object())
+        job = runtime.submit(pipeline, params, owner=user)
+        response = _json_response(job.snapshot(), 202)
+        response.headers["Location"] = f"/api/jobs/{job.id}"
+        return response
+
+    @app.get("/api/jobs")
+    @document_querystring(ListJobsQuery)
+    @document_response(JobList, 200)
+    async def list_jobs() -> Response:
+        """The caller's jobs, newest first, a page at a time."""
+        user = context.current_user()
+        status, limit, cursor = _list_query()
+        page = runtime.list_jobs(owner=user, status=status, limit=limit, cursor=cursor)
+        return _json_response(
+            {"jobs": [job.snapshot() for job in page.jobs], "nextCursor": page.next_cursor}
+        )
+
+    @app.get("/api/jobs/<job_id>")
+    @document_response(JobSnapshot, 200)
+    @document_response(ErrorResponse, 404)
+    async def get_job(job_id: str) -> Response:
+        """One job's snapshot."""
+        user = context.current_user()
+        return _json_response(runtime.get(job_id, owner=user).snapshot())
+
+    @app.post("/api/jobs/<job_id>/cancel")
+    @document_response(JobSnapshot, 202)
+    @document_response(ErrorResponse, 409)
+    async def cancel_job(job_id: str) -> Response:
+        """Cancel a Queued or Running job (409 when it already ended)."""
+        user = context.current_user()
+        job = runtime.cancel(job_id, owner=user)
+        return _json_response(job.snapshot(), 202)
+
+    @app.get("/api/jobs/<job_id>/artifacts/<name>")
+    @document_response(ErrorResponse, 404)
+    async def get_artifact(job_id: str, name: str) -> Response:
+        """Download one of a job's artifacts (its owner only)."""
+        user = context.current_user()
+        job = runtime.get(job_id, owner=user)
+        for artifact in job.artifacts:
+            if artifact.name == name:
+                path = (runtime.config.data_dir / artifact.path).resolve()
+                if not path.is_file():
+                    break
+                response = await send_file(path, mimetype=artifact.mime_type)
+                response.headers["Content-Disposition"] = f'inline; filename="{artifact.name}"'
+                return response
+        raise ApiError(404, "artifact_not_found", f"job {job_id!r} has no artifact {name!r}")
+
+    @app.get("/api/health")
+    @document_response(HealthResponse, 200)
+    async def health() -> Response:
+        """Liveness: 200 while serving, 503 once shutting down."""
+        body = {
+            "status": "shutting_down" if runtime.shutting_down else "ok",
+            "version": __version__,
+            "jobs": {
+                "running": runtime.running_count,
+                "queued": runtime.queued_count,
+                "total": runtime.job_count,
+            },
+            "subscribers": runtime.broadcaster.subscriber_count,
+        }
+        return _json_response(body, 503 if runtime.shutting_down else 200)

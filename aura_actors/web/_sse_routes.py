@@ -1,0 +1,110 @@
+"""The SSE routes: one job's stream, and every job of the caller multiplexed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import trio
+from quart import Quart, Response, request
+from quart_schema import document_querystring
+
+from ..protocol import SseEncoder
+from ..runtime import Event, EventId, Subscription
+from ._context import ServerContext, parse_last_event_id
+from ._errors import ApiError
+from ._schemas import StreamQuery
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+_encoder = SseEncoder()
+
+
+def encode_event(event: Event) -> bytes:
+    """One event as an SSE frame: ``id:`` (when it has one), ``event:``, ``data:``."""
+    return _encoder.event(event.data_json, event=event.type.value, id=event.id_text)
+
+
+async def sse_body(
+    subscribe: Callable[[], Subscription], *, retry_ms: int, keepalive: float
+) -> AsyncIterator[bytes]:
+    """The bytes of one SSE response: ``retry:``, then events as they come, keep-alives between.
+
+    The subscription is made on the first iteration and closed however the
+    body ends (terminal event, client gone, shutdown), so nothing outlives
+    the response.
+    """
+    with subscribe() as subscription:
+        yield _encoder.retry(retry_ms)
+        while True:
+            batch: list[Event] | None = None
+            with trio.move_on_after(keepalive):
+                batch = await subscription.receive_batch()
+            if batch is None:
+                yield _encoder.comment("keep-alive")
+            elif not batch:
+                return
+            else:
+                yield b"".join(encode_event(event) for event in batch)
+
+
+def _stream_response(body: AsyncIterator[bytes]) -> Response:
+    response = Response(body, status=200, headers=SSE_HEADERS)
+    response.timeout = None
+    return response
+
+
+def register_sse_routes(app: Quart, context: ServerContext) -> None:
+    """Add ``/api/jobs/<id>/events`` and ``/api/events`` to ``app``."""
+    runtime = context.runtime
+    settings = context.settings
+
+    def last_event_id() -> EventId | None:
+        return parse_last_event_id(
+            request.headers.get("Last-Event-ID"), request.args.get("lastEventId")
+        )
+
+    @app.get("/api/jobs/<job_id>/events")
+    @document_querystring(StreamQuery)
+    async def job_events(job_id: str) -> Response:
+        """One job's events as SSE: history (or what follows the last id), then live.
+
+        204 when the last event id is the job's terminal event (or later), so
+        an EventSource stops reconnecting.
+        """
+        user = context.current_user()
+        after = last_event_id()
+        job = runtime.get(job_id, owner=user)
+        history = runtime.broadcaster.history(job.id)
+        if job.status.is_terminal:
+            terminal_id = history.terminal_id if history is not None else None
+            if terminal_id is None or (after is not None and after >= terminal_id):
+                return Response(b"", status=204)
+        body = sse_body(
+            lambda: runtime.subscribe_job(job.id, owner=user, after=after),
+            retry_ms=settings.sse_retry_ms,
+            keepalive=settings.keepalive,
+        )
+        return _stream_response(body)
+
+    @app.get("/api/events")
+    @document_querystring(StreamQuery)
+    async def all_events() -> Response:
+        """Every job of the caller as one SSE stream; never ends on its own."""
+        user = context.current_user()
+        after = last_event_id()
+        if after is None:
+            # "History since connect": everything after the newest id at this moment.
+            after = runtime.broadcaster.last_id or EventId(0, 0)
+        if runtime.shutting_down:
+            raise ApiError(503, "shutting_down", "the server is shutting down")
+        resume_after = after
+        body = sse_body(
+            lambda: runtime.subscribe_all(owner=user, after=resume_after),
+            retry_ms=settings.sse_retry_ms,
+            keepalive=settings.keepalive,
+        )
+        return _stream_response(body)

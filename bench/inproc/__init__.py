@@ -1,0 +1,1 @@
+"""In-process scenarios: the runtime without HTTP, beside bare trio in the same run."""

@@ -1,0 +1,42 @@
+"""Memory and CPU of a process, read from ``/proc`` (Linux only)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def self_rss_bytes() -> int:
+    """Resident set size of this process, from ``/proc/self/statm``."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSample:
+    """One reading of a process: RSS in bytes and CPU seconds used so far."""
+
+    rss_bytes: int
+    cpu_seconds: float
+
+
+def sample(pid: int) -> ProcSample:
+    """Read RSS (``/proc/<pid>/statm``) and user+system CPU (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/statm") as statm:
+        rss = int(statm.read().split()[1]) * _PAGE_SIZE
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    # The command name (field 2) may hold spaces; fields after its ")" are fixed.
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return ProcSample(rss, (utime + stime) / _CLOCK_TICKS)
+
+
+def cpu_percent(before: ProcSample, after: ProcSample, wall_seconds: float) -> float:
+    """CPU use between two samples, in percent of one core."""
+    if wall_seconds <= 0:
+        return 0.0
+    return 100.0 * (after.cpu_seconds - before.cpu_seconds) / wall_seconds
