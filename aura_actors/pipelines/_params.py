@@ -12,11 +12,14 @@ from ..runtime import InvalidJobRequest
 
 
 class ParamsModel(pydantic.BaseModel):
-    """Base of every params model: camelCase names, unknown names refused, no coercion."""
+    """Base of every params model: camelCase names, unknown names refused, no coercion.
+
+    Only the camelCase names of the contract are accepted: a Python-style
+    name such as ``duration_seconds`` is an unknown param, not an alias.
+    """
 
     model_config = pydantic.ConfigDict(
         alias_generator=to_camel,
-        populate_by_name=True,
         extra="forbid",
         strict=True,
         allow_inf_nan=False,

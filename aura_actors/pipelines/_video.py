@@ -45,8 +45,8 @@ class VideoParams(ParamsModel):
     """Params of the ``video`` pipeline."""
 
     topic: str = pydantic.Field(min_length=1, max_length=500)
-    duration_seconds: float = pydantic.Field(default=30, ge=5, le=600)
-    speed: float = pydantic.Field(default=1, gt=0, le=1000)
+    duration_seconds: float = pydantic.Field(default=30.0, ge=5, le=600)
+    speed: float = pydantic.Field(default=1.0, gt=0, le=1000)
 
     @pydantic.field_validator("topic")
     @classmethod

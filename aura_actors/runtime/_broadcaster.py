@@ -128,6 +128,7 @@ class Broadcaster:
             replay=replay,
             max_buffer=self.subscriber_buffer,
             on_close=lambda sub: self._forget(self._job_subscribers, job_id, sub),
+            job_id=job_id,
         )
         if history is None or history.terminal_id is not None or self._closed:
             subscription.end()

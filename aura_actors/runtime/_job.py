@@ -291,16 +291,34 @@ class JobActor:
         return None
 
     async def _run_watched(self, stage: Stage, context: StageContext, stall_timeout: float) -> bool:
-        """Run a stage under its stall watchdog; ``False`` if it stalled."""
+        """Run a stage under its stall watchdog; ``False`` if it stalled.
+
+        The stage's own exception is caught inside the watchdog's nursery and
+        re-raised outside it, so it reaches :meth:`_run_stage` as itself (a
+        :class:`StageError` keeps its code and remediation) rather than wrapped
+        in the nursery's ``ExceptionGroup``. A stage that returned is never
+        reported as stalled, even if its deadline expired in the same instant.
+        """
+        failure: Exception | None = None
+        finished = False
         with trio.CancelScope(deadline=trio.current_time() + stall_timeout) as fail_scope:
             watch = _StallWatch(fail_scope, stall_timeout)
             context._watch = watch
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._stall_warner, watch, context)
-                await stage.run(context)
-                nursery.cancel_scope.cancel()
-        context._watch = None
-        return not fail_scope.cancelled_caught
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._stall_warner, watch, context)
+                    try:
+                        await stage.run(context)
+                        finished = True
+                    except Exception as exc:
+                        failure = exc
+                    nursery.cancel_scope.cancel()
+            finally:
+                context._watch = None
+        if failure is not None:
+            raise failure
+        # Not finished and nothing raised: only the stall deadline can have stopped it.
+        return finished
 
     @staticmethod
     async def _stall_warner(watch: _StallWatch, context: StageContext) -> None:
@@ -324,6 +342,7 @@ class JobActor:
         elif isinstance(message, StageStarted):
             stage = job.stages[message.index]
             job.stage = stage.name
+            job.message = f"{stage.name} started"
             job.progress_pct = self._tracker.start_stage(message.index)
             self._emit_step_status(message.index, "Started")
         elif isinstance(message, StageCompleted):

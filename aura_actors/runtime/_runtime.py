@@ -24,6 +24,7 @@ from ._errors import (
 from ._ids import EventId, EventIdGenerator
 from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job, JobActor
 from ._pipeline import PipelineRegistry
+from ._progress import ProgressTracker
 from ._status import JobStatus
 from ._subscription import Subscription
 
@@ -64,6 +65,10 @@ class RuntimeConfig:
             raise ValueError("max_queued_jobs must not be negative")
         if self.history_ttl < 0:
             raise ValueError("history_ttl must not be negative")
+        if self.max_history_events < 2:
+            raise ValueError("max_history_events must be at least 2")
+        if self.subscriber_buffer < 1:
+            raise ValueError("subscriber_buffer must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,9 @@ class Runtime:
         if not has_slot and len(self._queue) >= self.config.max_queued_jobs:
             raise QueueFull(self.config.max_queued_jobs)
         stages = definition.build(clean_params)
+        # Check the stages now (a pipeline bug raises ValueError here, to the caller):
+        # found later, when the runner admits a queued job, it would crash the runtime.
+        ProgressTracker([stage.weight for stage in stages])
         job = Job(
             job_id=uuid.uuid4().hex,
             seq=len(self._order),
@@ -258,7 +266,11 @@ class Runtime:
             raise ValueError("limit must be at least 1")
         start = len(self._order) - 1
         if cursor is not None:
-            if not cursor.isdigit() or int(cursor) > len(self._order):
+            if (
+                not (cursor.isascii() and cursor.isdigit())
+                or len(cursor) > 18
+                or int(cursor) > len(self._order)
+            ):
                 raise InvalidCursor(cursor)
             start = int(cursor) - 1
         page: list[Job] = []

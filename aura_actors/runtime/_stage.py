@@ -95,7 +95,10 @@ async def _kill_process_group(process: trio.Process) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        # No group of that id: the caller passed start_new_session=False (or the
+        # process is already gone). Kill the process itself, or the cancel would
+        # wait for it to exit on its own.
+        process.kill()
     except PermissionError:  # pragma: no cover - a reused pid we do not own
         process.kill()
 

@@ -33,7 +33,8 @@ class Subscription:
     by the newest one (never one that precedes another event of that job, so
     the latest progress before every other event still arrives). If even so
     more than ``max_buffer`` events wait, the subscription ends with an
-    id-less ``error`` event, code ``subscriber_overflow``; the reader can
+    id-less ``error`` event, code ``subscriber_overflow`` (with the ``jobId``
+    of a one-job subscription, ``job_id``); the reader can
     resubscribe after the last id it received and lose nothing.
 
     A trio memory channel cannot drop superseded items, which is why this
@@ -49,6 +50,7 @@ class Subscription:
         replay: Iterable[Event],
         max_buffer: int,
         on_close: Callable[[Subscription], None],
+        job_id: str | None = None,
     ) -> None:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
@@ -58,6 +60,7 @@ class Subscription:
         self._live = 0
         self._superseded = 0
         self._max_buffer = max_buffer
+        self._job_id = job_id
         self._on_close: Callable[[Subscription], None] | None = on_close
         self._lot = trio.lowlevel.ParkingLot()
         self._ended = False
@@ -113,6 +116,7 @@ class Subscription:
             SUBSCRIBER_OVERFLOW,
             f"subscriber fell more than {self._max_buffer} events behind; "
             "resume from the last event id received",
+            self._job_id,
         )
         self.end(error)
         self._detach()

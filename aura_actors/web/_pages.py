@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from quart import Quart, Response
+from quart_schema import hide
 
 from ._context import ServerContext
 
@@ -13,7 +14,16 @@ _TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
+
+#: The page loads nothing from elsewhere: scripts, styles, images and requests stay on
+#: this origin (``blob:`` for artifacts opened with a token).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _static(name: str) -> Response:
@@ -22,6 +32,10 @@ def _static(name: str) -> Response:
         return Response("not found", status=404, content_type="text/plain")
     response = Response(resource.read_bytes(), content_type=_TYPES[name])
     response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if name == "index.html":
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
@@ -29,10 +43,12 @@ def register_page_routes(app: Quart, context: ServerContext) -> None:
     """Serve the page at ``/`` and its assets at ``/static/<name>``."""
 
     @app.get("/")
+    @hide
     async def index() -> Response:
         return _static("index.html")
 
     @app.get("/static/<name>")
+    @hide
     async def asset(name: str) -> Response:
         if name not in _TYPES:
             return Response("not found", status=404, content_type="text/plain")
