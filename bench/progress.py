@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+#: The repository root: the working directory of the harness's child processes,
+#: so ``python -m bench...`` finds the (uninstalled) ``bench`` package from anywhere.
+ROOT = Path(__file__).resolve().parent.parent
 
 _START = time.monotonic()
 

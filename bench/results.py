@@ -38,6 +38,8 @@ class Measure:
         """``value / reference``, or ``None`` without a usable reference."""
         if self.reference is None or self.reference == 0 or math.isnan(self.reference):
             return None
+        if math.isnan(self.value):
+            return None
         return self.value / self.reference
 
     def to_json(self) -> JsonDict:

@@ -12,6 +12,8 @@ from ._history import JobHistory
 from ._ids import EventId, EventIdGenerator
 from ._subscription import Subscription
 
+_TERMINAL_TYPES = frozenset(t for t in EventType if t.is_terminal)
+
 #: Error code of the event that opens a replay whose oldest events were dropped.
 HISTORY_TRUNCATED = "history_truncated"
 
@@ -77,15 +79,21 @@ class Broadcaster:
         owner = self._owner_of[job_id]
         event = Event(self._ids.next_id(), event_type, data, job_id, owner)
         history.append(event)
-        job_subscribers = self._job_subscribers.get(job_id)
-        if job_subscribers:
-            for subscription in list(job_subscribers):
-                subscription.offer(event)
-        owner_subscribers = self._owner_subscribers.get(owner)
-        if owner_subscribers:
-            for subscription in list(owner_subscribers):
-                subscription.offer(event)
-        if event_type.is_terminal:
+        overflowed: list[Subscription] | None = None
+        for subscriptions in (
+            self._job_subscribers.get(job_id),
+            self._owner_subscribers.get(owner),
+        ):
+            if subscriptions:
+                for subscription in subscriptions:
+                    if not subscription.offer(event):
+                        overflowed = overflowed or []
+                        overflowed.append(subscription)
+        if overflowed:
+            # Detached after the loop: detaching edits the set being iterated.
+            for subscription in overflowed:
+                subscription.detach()
+        if event_type in _TERMINAL_TYPES:
             self._finish(job_id)
         return event
 

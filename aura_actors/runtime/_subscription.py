@@ -15,15 +15,6 @@ from ._ids import EventId
 SUBSCRIBER_OVERFLOW = "subscriber_overflow"
 
 
-class _Slot:
-    """One buffered event; ``event`` becomes ``None`` when a newer progress supersedes it."""
-
-    __slots__ = ("event",)
-
-    def __init__(self, event: Event) -> None:
-        self.event: Event | None = event
-
-
 class Subscription:
     """One subscriber's stream of events.
 
@@ -55,10 +46,12 @@ class Subscription:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
         self._replay: deque[Event] = deque(replay)
-        self._buffer: deque[_Slot] = deque()
-        self._pending_progress: dict[str | None, _Slot] = {}
-        self._live = 0
-        self._superseded = 0
+        # Buffered live events, some of them superseded (kept in place, skipped on the way
+        # out: removing from the middle of a deque is O(n)). ``Event`` hashes by identity.
+        self._buffer: deque[Event] = deque()
+        self._superseded: set[Event] = set()
+        # The newest undelivered step-progress of each job, the one a newer one replaces.
+        self._pending_progress: dict[str | None, Event] = {}
         self._max_buffer = max_buffer
         self._job_id = job_id
         self._on_close: Callable[[Subscription], None] | None = on_close
@@ -71,30 +64,31 @@ class Subscription:
     # -- the broadcaster's side (synchronous, never blocks) --------------------
 
     def offer(self, event: Event) -> bool:
-        """Queue ``event`` for the reader; return ``False`` if it overflowed and ended."""
+        """Queue ``event`` for the reader; ``False`` if it overflowed and ended.
+
+        An overflowed subscription must then be :meth:`detach`-ed by the caller.
+        """
         if self._ended:
             return True
-        pending = self._pending_progress
+        buffer = self._buffer
+        superseded = self._superseded
         if event.type is EventType.STEP_PROGRESS:
+            pending = self._pending_progress
             previous = pending.get(event.job_id)
-            if previous is not None and previous.event is not None:
-                previous.event = None
-                self._live -= 1
-                self._superseded += 1
+            if previous is not None:
+                superseded.add(previous)
                 self.skipped_progress += 1
-            slot = _Slot(event)
-            pending[event.job_id] = slot
-        else:
-            slot = _Slot(event)
-            if pending:
-                pending.pop(event.job_id, None)
-        self._buffer.append(slot)
-        self._live += 1
-        if self._live > self._max_buffer:
+            pending[event.job_id] = event
+        elif self._pending_progress:
+            self._pending_progress.pop(event.job_id, None)
+        buffer.append(event)
+        live = len(buffer) - len(superseded)
+        if live > self._max_buffer:
             self._overflow()
             return False
-        if self._superseded > 64 and self._superseded > self._live:
-            self._compact()
+        if len(superseded) > 64 and len(superseded) > live:
+            self._buffer = deque(e for e in buffer if e not in superseded)
+            superseded.clear()
         if self._lot:
             self._lot.unpark_all()
         return True
@@ -109,9 +103,8 @@ class Subscription:
 
     def _overflow(self) -> None:
         self._buffer.clear()
+        self._superseded.clear()
         self._pending_progress.clear()
-        self._live = 0
-        self._superseded = 0
         error = stream_error(
             SUBSCRIBER_OVERFLOW,
             f"subscriber fell more than {self._max_buffer} events behind; "
@@ -119,46 +112,50 @@ class Subscription:
             self._job_id,
         )
         self.end(error)
-        self._detach()
-
-    def _compact(self) -> None:
-        self._buffer = deque(slot for slot in self._buffer if slot.event is not None)
-        self._superseded = 0
 
     # -- the reader's side ------------------------------------------------------
 
     @property
     def pending(self) -> int:
         """How many events wait to be received (replay and live)."""
-        return len(self._replay) + self._live
+        return len(self._replay) + len(self._buffer) - len(self._superseded)
 
     @property
     def is_exhausted(self) -> bool:
         """Whether nothing will ever be received: ended, and nothing waits."""
         return self._ended and self.pending == 0 and self._final_error is None
 
-    def _pop_ready(self) -> Event | None:
-        if self._replay:
-            return self._replay.popleft()
+    def _take(self, max_events: int) -> list[Event]:
+        """Up to ``max_events`` ready events: replay first, then live, then a final error."""
+        taken: list[Event] = []
+        replay = self._replay
+        while replay and len(taken) < max_events:
+            taken.append(replay.popleft())
         buffer = self._buffer
-        while buffer:
-            slot = buffer.popleft()
-            event = slot.event
-            if event is None:
-                self._superseded -= 1
+        superseded = self._superseded
+        pending = self._pending_progress
+        while buffer and len(taken) < max_events:
+            event = buffer.popleft()
+            if superseded and event in superseded:
+                superseded.discard(event)
                 continue
-            slot.event = None
-            self._live -= 1
-            if (
-                event.type is EventType.STEP_PROGRESS
-                and self._pending_progress.get(event.job_id) is slot
-            ):
-                del self._pending_progress[event.job_id]
-            return event
-        if self._ended and self._final_error is not None:
-            error, self._final_error = self._final_error, None
-            return error
-        return None
+            if event.type is EventType.STEP_PROGRESS and pending.get(event.job_id) is event:
+                del pending[event.job_id]
+            taken.append(event)
+        if (
+            self._ended
+            and self._final_error is not None
+            and not buffer
+            and not replay
+            and len(taken) < max_events
+        ):
+            taken.append(self._final_error)
+            self._final_error = None
+        for event in reversed(taken):
+            if event.id is not None:
+                self.last_delivered_id = event.id
+                break
+        return taken
 
     def receive_nowait(self) -> Event:
         """Return the next event at once, or raise :class:`trio.WouldBlock`.
@@ -166,11 +163,9 @@ class Subscription:
         Raises :class:`trio.EndOfChannel` once the subscription has ended and
         everything buffered has been received.
         """
-        event = self._pop_ready()
-        if event is not None:
-            if event.id is not None:
-                self.last_delivered_id = event.id
-            return event
+        taken = self._take(1)
+        if taken:
+            return taken[0]
         if self._ended:
             raise trio.EndOfChannel
         raise trio.WouldBlock
@@ -181,32 +176,27 @@ class Subscription:
         A checkpoint. Raises :class:`trio.EndOfChannel` after the last event.
         If cancelled, no event is lost: it stays for the next call.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                event = self.receive_nowait()
-            except trio.WouldBlock:
-                await self._lot.park()
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return event
+        batch = await self.receive_batch(1)
+        if not batch:
+            raise trio.EndOfChannel
+        return batch[0]
 
     async def receive_batch(self, max_events: int = 256) -> list[Event]:
         """Wait for at least one event, then return every ready one (up to ``max_events``).
 
         Returns ``[]`` only when the subscription has ended and is drained.
-        A checkpoint.
+        A checkpoint; if cancelled, no event is lost.
         """
-        try:
-            batch = [await self.receive()]
-        except trio.EndOfChannel:
-            return []
-        while len(batch) < max_events:
-            try:
-                batch.append(self.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        return batch
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            batch = self._take(max_events)
+            if batch:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return batch
+            if self._ended:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return []
+            await self._lot.park()
 
     def __aiter__(self) -> Subscription:
         return self
@@ -221,10 +211,14 @@ class Subscription:
         """Stop the subscription and release its buffer. Idempotent."""
         self.end()
         self._buffer.clear()
+        self._superseded.clear()
         self._replay.clear()
         self._pending_progress.clear()
-        self._live = 0
         self._final_error = None
+        self._detach()
+
+    def detach(self) -> None:
+        """Tell the owner (the broadcaster) to stop offering events. Idempotent."""
         self._detach()
 
     def _detach(self) -> None:

@@ -60,8 +60,7 @@ def _make_stage(kind: str, entered: Entered) -> Callable[[StageContext], Any]:
         if kind == "wait":
             await trio.sleep_forever()
         elif kind == "sleep":
-            while True:
-                await trio.sleep(3600)
+            await trio.sleep(86_400)
         elif kind == "subprocess":
             await context.run_process(["sleep", "60"])
         elif kind == "thread":

@@ -3,7 +3,8 @@
 ``python -m bench.inproc.spawn_worker --kind aura|trio --n N [--tracemalloc] [--cancels K]``
 prints one JSON object: spawn rate, RSS and (with ``--tracemalloc``) traced bytes
 per job, cancel latency of ``K`` of the ``N`` idle jobs, and the time to shut all
-of them down.
+of them down. A traced run prints its figures and exits without the shutdown
+(tracing makes it slow, and its time is measured by the untraced run).
 
 ``aura`` submits ``N`` jobs of a one-stage pipeline whose stage awaits
 ``trio.sleep_forever()`` (``RuntimeConfig(max_concurrent_jobs=N)``); ``trio`` starts
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 import tracemalloc
@@ -83,9 +85,19 @@ async def _run_aura(n: int, cancels: int, traced: bool) -> dict[str, Any]:
                         latencies.append(time.perf_counter() - began)
                         break
         result["cancel_seconds"] = latencies
+        if traced:
+            _emit_and_exit(result)
         shutdown_start = time.perf_counter()
     result["shutdown_seconds"] = time.perf_counter() - shutdown_start
     return result
+
+
+def _emit_and_exit(result: dict[str, Any]) -> None:
+    """Print the result and leave at once: a traced run needs no (slow, traced) shutdown."""
+    result["shutdown_seconds"] = None
+    json.dump(result, sys.stdout)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 async def _bare_task(entered: Entered, finished: Entered, scopes: list[trio.CancelScope]) -> None:
@@ -139,6 +151,8 @@ async def _run_trio(n: int, cancels: int, traced: bool) -> dict[str, Any]:
             await finished.wait()
             latencies.append(time.perf_counter() - began)
         result["cancel_seconds"] = latencies
+        if traced:
+            _emit_and_exit(result)
         shutdown_start = time.perf_counter()
         nursery.cancel_scope.cancel()
     result["shutdown_seconds"] = time.perf_counter() - shutdown_start

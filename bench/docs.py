@@ -1,0 +1,153 @@
+"""Writes ``docs/benchmarks.md`` from a results file: machine, command, table, plots, notes.
+
+``python -m bench.docs [--results bench/results/latest.json] [--out docs/benchmarks.md]``
+copies the plots next to the page (``<out dir>/benchmarks/*.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bench.plots import draw_all
+from bench.results import load, measure_from_json
+from bench.table import render_markdown
+
+JsonDict = dict[str, Any]
+ROOT = Path(__file__).resolve().parent.parent
+
+NOTES = """\
+## How it is measured
+
+- **Spawn and memory.** Each point (kind × N) runs in a fresh process. `aura` submits
+  N jobs of a one-stage pipeline whose stage awaits `trio.sleep_forever()`
+  (`RuntimeConfig(max_concurrent_jobs=N)`); the limit starts N bare trio tasks each
+  holding a cancel scope and a nursery with one child task. The spawn rate runs from
+  the first submit until every stage is inside its wait. Memory per job is the RSS
+  delta (`/proc/self/statm`, after `gc.collect()`) over N and, in a second process,
+  the `tracemalloc` delta over N. The same process then cancels a sample of the idle
+  jobs one at a time (runtime: `cancel()` → the subscriber receives `job-cancelled`;
+  limit: `scope.cancel()` → the task's exit is seen) and times the shutdown of all.
+- **Fan-out.** One publisher hands `step-status` events (never coalesced) to S
+  subscribers in batches of 256 and waits for every reader to drain the batch;
+  `Broadcaster.publish` + `Subscription.receive_batch` on one side, `send_nowait` to S
+  memory channels (1024 deep, like the subscriber buffers) + `receive`/`receive_nowait`
+  on the other.
+- **Cancel latency (in process).** One job at a time: wait until the stage is inside
+  its wait (+2 ms so the subprocess exists and the thread loops), then time
+  `runtime.cancel()` → `job-cancelled` received by a subscriber. The limit is the same
+  wait in a bare trio task cancelled through its scope. The first 3 of each kind are
+  not counted on either side.
+- **HTTP.** Each server runs in its own process, pinned to one core; the load runs in
+  another process pinned to the other core (raw trio sockets, a minimal HTTP/1.1 +
+  SSE parser that splits frames but does not decode the JSON). Delivery latency is the
+  client's `time.time()` in ms when it parses an event minus the `unixMillis` part of
+  the event id, which the server stamps when the stage's report is turned into an
+  event: both processes read the same wall clock, and the id's millisecond resolution
+  adds up to 1 ms. Only events parsed inside the measuring window count (replayed
+  history is excluded). Server CPU and RSS come from `/proc/<pid>`. The idle-connection
+  RSS is measured on a fresh server process. Cancel over HTTP: `POST .../cancel` →
+  `job-cancelled` parsed on the job's stream, one job at a time.
+- **The peer** (`bench/peers/fastapi_peer.py`): FastAPI + sse-starlette on uvicorn
+  (`uvicorn[standard]`: uvloop, httptools), one asyncio task per job, an
+  `asyncio.Queue(1024)` per subscriber (a subscriber that falls further behind is
+  dropped), cancel by `task.cancel()`, each event JSON-encoded once.
+- The machine is shared and has 2 cores, so absolute numbers are noisy: compare the
+  ratios, which come from measurements made in the same run.
+"""
+
+
+def _machine(meta: JsonDict) -> str:
+    machine = meta.get("machine", {})
+    memory = machine.get("memory_gib")
+    memory_text = "?" if memory is None else f"{memory:.1f} GiB"
+    packages = ", ".join(f"{k} {v}" for k, v in machine.get("packages", {}).items() if v)
+    load = machine.get("load_average") or []
+    load_text = ", ".join(f"{x:.2f}" for x in load)
+    return (
+        f"- CPU: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores "
+        f"({machine.get('usable_cores', '?')} usable)\n"
+        f"- Memory: {memory_text}; kernel {machine.get('kernel', '?')}; "
+        f"Python {machine.get('python', '?')}\n"
+        f"- Packages: {packages}\n"
+        f"- Load average at start: {load_text}\n"
+    )
+
+
+def _skipped(data: JsonDict) -> str:
+    skipped = data.get("scenarios", {}).get("http", {}).get("skipped", {})
+    if not skipped:
+        return ""
+    lines = "\n".join(f"- `{name}`: {reason.splitlines()[0]}" for name, reason in skipped.items())
+    return f"\n**Not run in this invocation:**\n\n{lines}\n"
+
+
+def _targets(data: JsonDict) -> str:
+    rows = [measure_from_json(row) for row in data.get("measures", []) if row.get("target")]
+    if not rows:
+        return ""
+    lines = []
+    for m in rows:
+        value = "not measured" if math.isnan(m.value) else f"{m.value:.3g} {m.unit}"
+        ratio = m.ratio
+        ratio_text = (
+            "" if ratio is None or math.isnan(ratio) else f" ({ratio:.2f}x {m.reference_label})"
+        )
+        lines.append(f"- {m.scenario}, {m.name}: target {m.target}; measured {value}{ratio_text}")
+    return "## Targets\n\n" + "\n".join(lines) + "\n"
+
+
+def render(data: JsonDict, plot_dir: str) -> str:
+    """The Markdown page for one results file, with plots under ``plot_dir`` (relative)."""
+    meta = data.get("meta", {})
+    measures = [measure_from_json(row) for row in data.get("measures", [])]
+    plots = "\n\n".join(
+        f"![{title}]({plot_dir}/{name})"
+        for name, title in (
+            ("latency_cdf.png", "SSE delivery latency CDF"),
+            ("memory_per_job.png", "Memory per job vs job count"),
+            ("fanout.png", "Delivered events/s vs subscribers"),
+        )
+    )
+    return (
+        "# Benchmarks\n\n"
+        "Generated by `python -m bench.docs` from "
+        f"`bench/results/{meta.get('timestamp', 'latest')}.json`; do not edit by hand.\n\n"
+        f"Reproduce with:\n\n    {meta.get('command', 'python -m bench')}\n\n"
+        f"Mode `{meta.get('mode', '?')}`, {meta.get('total_seconds', '?')} s, "
+        f"scenarios {', '.join(meta.get('scenarios', []))}.\n\n"
+        "## Machine\n\n" + _machine(meta) + _skipped(data) + "\n## Results\n\n"
+        "Ratio = value / (limit or peer) measured in the same run.\n\n"
+        + render_markdown(measures) + "\n\n" + _targets(data) + "\n## Plots\n\n" + plots
+        + "\n\n" + NOTES
+    )
+
+
+def write_docs(data: JsonDict, out: Path, plots_from: Path | None = None) -> Path:
+    """Write the page to ``out`` and its plots to ``<out dir>/benchmarks/``."""
+    plot_dir = out.parent / "benchmarks"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    if plots_from is not None and plots_from.is_dir():
+        for png in plots_from.glob("*.png"):
+            shutil.copy2(png, plot_dir / png.name)
+    else:
+        draw_all(data, plot_dir)
+    out.write_text(render(data, "benchmarks"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate the page from a results file."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    print(write_docs(load(args.results), args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

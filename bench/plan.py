@@ -1,0 +1,60 @@
+"""What each mode runs: ``--smoke`` (tests), ``--quick`` (CI, < 60 s), full (< 10 min)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.http.scenarios import HttpPlan, LatencyRun
+
+SCENARIOS = ("spawn", "fanout", "cancel", "http")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The sizes of every scenario in one mode."""
+
+    mode: str
+    spawn_sizes: tuple[int, ...]
+    spawn_traced_sizes: tuple[int, ...]
+    spawn_cancels: int
+    fanout_subscribers: tuple[int, ...]
+    fanout_deliveries: int
+    cancel_counts: dict[str, int]
+    http: HttpPlan
+
+
+def make_plan(mode: str) -> Plan:
+    """The plan of ``mode`` (``smoke``, ``quick`` or ``full``)."""
+    if mode == "smoke":
+        return Plan(
+            mode, (200,), (200,), 20, (1, 10), 5_000,
+            {"sleep": 10, "subprocess": 5, "thread": 10},
+            HttpPlan(latency=(LatencyRun(5, 20, window=1.0, warmup=0.3),), idle_steps=(50,),
+                     cancels=5),
+        )
+    if mode == "quick":
+        return Plan(
+            mode, (1_000,), (1_000,), 50, (1, 10, 100, 1000), 60_000,
+            {"sleep": 100, "subprocess": 50, "thread": 100},
+            HttpPlan(
+                latency=(
+                    LatencyRun(20, 200, window=2.0, warmup=0.5),
+                    LatencyRun(20, 200, silent=0.1, window=2.0, warmup=0.5),
+                ),
+                idle_steps=(200,),
+                cancels=20,
+            ),
+        )
+    return Plan(
+        mode, (1_000, 10_000, 50_000), (1_000, 10_000, 50_000), 200, (1, 10, 100, 1000),
+        400_000, {"sleep": 1000, "subprocess": 1000, "thread": 1000},
+        HttpPlan(
+            latency=(
+                LatencyRun(100, 1000, window=8.0),
+                LatencyRun(100, 1000, silent=0.1, window=8.0),
+                LatencyRun(1000, 1000, window=8.0),
+            ),
+            idle_steps=(1000, 5000),
+            cancels=200,
+        ),
+    )

@@ -1,0 +1,106 @@
+"""The PNG plots of a run (matplotlib, Agg backend).
+
+- ``latency_cdf.png``: SSE delivery latency CDF, aura-actors vs the peer;
+- ``memory_per_job.png``: memory per idle job vs job count, with the bare-trio limit;
+- ``fanout.png``: delivered events/s vs subscribers, with raw memory-channel fan-out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
+JsonDict = dict[str, Any]
+
+
+def _latency_cdf(data: JsonDict, out: Path) -> Path | None:
+    servers = data.get("scenarios", {}).get("http", {}).get("servers", {})
+    if not servers:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"aura": "-", "peer": "--"}
+    for name, server in sorted(servers.items()):
+        for key, run in server.get("latency", {}).items():
+            points = run.get("latency_cdf") or []
+            if not points:
+                continue
+            xs = [max(p[0], 0.01) for p in points]
+            ys = [p[1] for p in points]
+            label = f"{'aura-actors' if name == 'aura' else 'peer (FastAPI)'} {key}"
+            ax.plot(xs, ys, styles.get(name, "-"), label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("delivery latency, report → client parse (ms, log)")
+    ax.set_ylabel("fraction of events")
+    ax.set_title("SSE delivery latency CDF")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    path = out / "latency_cdf.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _memory_per_job(data: JsonDict, out: Path) -> Path | None:
+    curve = data.get("scenarios", {}).get("spawn", {}).get("curve")
+    if not curve:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = {"aura": "aura-actors job", "trio": "bare trio task (limit)"}
+    for kind, rows in curve.items():
+        ns = [row["n"] for row in rows]
+        ax.plot(ns, [row["rss_bytes_per_job"] / 1024 for row in rows], "o-",
+                label=f"{names[kind]}, RSS")
+        traced = [(row["n"], row["traced_bytes_per_job"]) for row in rows
+                  if row["traced_bytes_per_job"] is not None]
+        if traced:
+            ax.plot([t[0] for t in traced], [t[1] / 1024 for t in traced], "s--",
+                    label=f"{names[kind]}, tracemalloc")
+    ax.axhline(8, color="grey", linestyle=":", label="target 8 KiB")
+    ax.set_xscale("log")
+    ax.set_xlabel("concurrent idle jobs (log)")
+    ax.set_ylabel("KiB per job")
+    ax.set_title("Memory per idle job vs job count")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    path = out / "memory_per_job.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fanout(data: JsonDict, out: Path) -> Path | None:
+    curve = data.get("scenarios", {}).get("fanout", {}).get("curve")
+    if not curve:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = {"aura": "Broadcaster.publish", "raw": "raw memory channels (limit)"}
+    for side, rows in curve.items():
+        ax.plot([r["subscribers"] for r in rows], [r["delivered_per_second"] for r in rows],
+                "o-", label=names[side])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("subscribers (log)")
+    ax.set_ylabel("delivered events/s (log)")
+    ax.set_title("Fan-out throughput")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    path = out / "fanout.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_all(data: JsonDict, out: Path) -> list[Path]:
+    """Draw every plot the results have data for into ``out``; return the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = [draw(data, out) for draw in (_latency_cdf, _memory_per_job, _fanout)]
+    return [path for path in drawn if path is not None]
