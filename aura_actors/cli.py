@@ -1,4 +1,4 @@
-"""The ``aura-actors`` command line: ``serve`` (and the client commands)."""
+"""The ``aura-actors`` command line: ``serve``, and the client commands of :mod:`.commands`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from . import __version__
+from .commands import add_client_commands
 
 #: Exit codes shared by every command.
 EXIT_OK = 0
@@ -150,6 +151,31 @@ def _run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_bench(subparsers: Any) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="run the benchmark harness (python -m bench) from the source checkout",
+        add_help=False,
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "bench" / "__main__.py").is_file():
+        print(
+            "aura-actors: the benchmark harness lives in the source checkout's bench/ folder; "
+            "install aura-actors from a checkout (pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    command = [sys.executable, "-m", "bench", *args.bench_args]
+    return subprocess.run(command, cwd=checkout, check=False).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = argparse.ArgumentParser(
@@ -158,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aura-actors {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
+    add_client_commands(subparsers)
+    _add_bench(subparsers)
     return parser
 
 
