@@ -162,6 +162,11 @@ def _add_bench(subparsers: Any) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
+    return run_bench(args.bench_args)
+
+
+def run_bench(bench_args: Sequence[str]) -> int:
+    """Run ``python -m bench`` with ``bench_args`` in the source checkout."""
     import subprocess
 
     checkout = Path(__file__).resolve().parent.parent
@@ -172,7 +177,7 @@ def _run_bench(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    command = [sys.executable, "-m", "bench", *args.bench_args]
+    command = [sys.executable, "-m", "bench", *bench_args]
     return subprocess.run(command, cwd=checkout, check=False).returncode
 
 
@@ -191,8 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aura-actors`` console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # Everything after ``bench`` is the harness's own (argparse would eat ``--help``).
+        return run_bench(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
