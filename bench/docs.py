@@ -121,8 +121,13 @@ def render(data: JsonDict, plot_dir: str) -> str:
         f"scenarios {', '.join(meta.get('scenarios', []))}.\n\n"
         "## Machine\n\n" + _machine(meta) + _skipped(data) + "\n## Results\n\n"
         "Ratio = value / (limit or peer) measured in the same run.\n\n"
-        + render_markdown(measures) + "\n\n" + _targets(data) + "\n## Plots\n\n" + plots
-        + "\n\n" + NOTES
+        + render_markdown(measures)
+        + "\n\n"
+        + _targets(data)
+        + "\n## Plots\n\n"
+        + plots
+        + "\n\n"
+        + NOTES
     )
 
 

@@ -27,14 +27,25 @@ def make_plan(mode: str) -> Plan:
     """The plan of ``mode`` (``smoke``, ``quick`` or ``full``)."""
     if mode == "smoke":
         return Plan(
-            mode, (200,), (200,), 20, (1, 10), 5_000,
+            mode,
+            (200,),
+            (200,),
+            20,
+            (1, 10),
+            5_000,
             {"sleep": 10, "subprocess": 5, "thread": 10},
-            HttpPlan(latency=(LatencyRun(5, 20, window=1.0, warmup=0.3),), idle_steps=(50,),
-                     cancels=5),
+            HttpPlan(
+                latency=(LatencyRun(5, 20, window=1.0, warmup=0.3),), idle_steps=(50,), cancels=5
+            ),
         )
     if mode == "quick":
         return Plan(
-            mode, (1_000,), (1_000,), 50, (1, 10, 100, 1000), 60_000,
+            mode,
+            (1_000,),
+            (1_000,),
+            50,
+            (1, 10, 100, 1000),
+            60_000,
             {"sleep": 100, "subprocess": 50, "thread": 100},
             HttpPlan(
                 latency=(
@@ -46,8 +57,13 @@ def make_plan(mode: str) -> Plan:
             ),
         )
     return Plan(
-        mode, (1_000, 10_000, 50_000), (1_000, 10_000, 50_000), 200, (1, 10, 100, 1000),
-        400_000, {"sleep": 1000, "subprocess": 1000, "thread": 1000},
+        mode,
+        (1_000, 10_000, 50_000),
+        (1_000, 10_000, 50_000),
+        200,
+        (1, 10, 100, 1000),
+        400_000,
+        {"sleep": 1000, "subprocess": 1000, "thread": 1000},
         HttpPlan(
             latency=(
                 LatencyRun(100, 1000, window=8.0),

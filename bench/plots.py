@@ -55,13 +55,21 @@ def _memory_per_job(data: JsonDict, out: Path) -> Path | None:
     names = {"aura": "aura-actors job", "trio": "bare trio task (limit)"}
     for kind, rows in curve.items():
         ns = [row["n"] for row in rows]
-        ax.plot(ns, [row["rss_bytes_per_job"] / 1024 for row in rows], "o-",
-                label=f"{names[kind]}, RSS")
-        traced = [(row["n"], row["traced_bytes_per_job"]) for row in rows
-                  if row["traced_bytes_per_job"] is not None]
+        ax.plot(
+            ns, [row["rss_bytes_per_job"] / 1024 for row in rows], "o-", label=f"{names[kind]}, RSS"
+        )
+        traced = [
+            (row["n"], row["traced_bytes_per_job"])
+            for row in rows
+            if row["traced_bytes_per_job"] is not None
+        ]
         if traced:
-            ax.plot([t[0] for t in traced], [t[1] / 1024 for t in traced], "s--",
-                    label=f"{names[kind]}, tracemalloc")
+            ax.plot(
+                [t[0] for t in traced],
+                [t[1] / 1024 for t in traced],
+                "s--",
+                label=f"{names[kind]}, tracemalloc",
+            )
     ax.axhline(8, color="grey", linestyle=":", label="target 8 KiB")
     ax.set_xscale("log")
     ax.set_xlabel("concurrent idle jobs (log)")
@@ -83,8 +91,12 @@ def _fanout(data: JsonDict, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     names = {"aura": "Broadcaster.publish", "raw": "raw memory channels (limit)"}
     for side, rows in curve.items():
-        ax.plot([r["subscribers"] for r in rows], [r["delivered_per_second"] for r in rows],
-                "o-", label=names[side])
+        ax.plot(
+            [r["subscribers"] for r in rows],
+            [r["delivered_per_second"] for r in rows],
+            "o-",
+            label=names[side],
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("subscribers (log)")

@@ -47,8 +47,9 @@ _STARTED = time.monotonic()
 
 def log(message: str) -> None:
     """A progress line on stderr (the parent passes it through)."""
-    print(f"    loadgen [{time.monotonic() - _STARTED:6.1f}s]: {message}", file=sys.stderr,
-          flush=True)
+    print(
+        f"    loadgen [{time.monotonic() - _STARTED:6.1f}s]: {message}", file=sys.stderr, flush=True
+    )
 
 
 def _raise_fd_limit() -> None:
@@ -313,8 +314,12 @@ async def cancel(port: int, server_pid: int, config: dict[str, Any]) -> dict[str
                     latencies.append((time.perf_counter() - began) * 1000.0)
         if (index + 1) % max(1, count // 4) == 0:
             log(f"{index + 1}/{count} cancels")
-    return {"count": count, "latency_ms": summarize(latencies), "samples_ms": latencies,
-            "cancel_statuses": statuses}
+    return {
+        "count": count,
+        "latency_ms": summarize(latencies),
+        "samples_ms": latencies,
+        "cancel_statuses": statuses,
+    }
 
 
 SCENARIOS = {"latency": latency, "idle": idle, "cancel": cancel}

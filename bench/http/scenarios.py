@@ -59,9 +59,7 @@ def _loadgen(
 ) -> JsonDict:
     command = [sys.executable, "-m", "bench.http.loadgen", scenario, "--port", str(port)]
     command += ["--server-pid", str(pid), "--config", json.dumps(config)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=None, text=True, cwd=ROOT
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True, cwd=ROOT)
     if cpu is not None:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(process.pid, {cpu})
@@ -100,8 +98,12 @@ def _run_server(spec: ServerSpec, plan: HttpPlan) -> JsonDict:
         for run in plan.latency:
             say(f"http/{spec.name}: delivery latency {run.key}, {run.window:g} s window")
             config = {
-                "jobs": run.jobs, "clients": run.clients, "silent": run.silent,
-                "window": run.window, "tick_seconds": run.tick_seconds, "warmup": run.warmup,
+                "jobs": run.jobs,
+                "clients": run.clients,
+                "silent": run.silent,
+                "window": run.window,
+                "tick_seconds": run.tick_seconds,
+                "warmup": run.warmup,
             }
             timeout = 120 + run.window + run.clients / 20
             result = _loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
@@ -168,38 +170,66 @@ def _add_rows(results: RunResults, plan: HttpPlan, servers: JsonDict) -> None:
         row(scenario, "delivery p50", "ms", (*base, "latency_ms", "p50"))
         row(scenario, "delivery p99", "ms", (*base, "latency_ms", "p99"), target=target)
         row(scenario, "delivery max", "ms", (*base, "latency_ms", "max"))
-        row(scenario, "delivered events/s", "events/s", (*base, "events_per_second"),
-            better="higher")
+        row(
+            scenario,
+            "delivered events/s",
+            "events/s",
+            (*base, "events_per_second"),
+            better="higher",
+        )
         row(scenario, "server CPU", "% of a core", (*base, "server_cpu_percent"))
         rss = ("latency", run.key, "server_rss_bytes")
         results.add(
-            Measure(scenario, "server RSS", "MiB", _get(aura, *rss) / 2**20,
-                    _get(peer, *rss) / 2**20, "peer")
+            Measure(
+                scenario,
+                "server RSS",
+                "MiB",
+                _get(aura, *rss) / 2**20,
+                _get(peer, *rss) / 2**20,
+                "peer",
+            )
         )
         if run.silent:
             plain = next(
-                (r for r in plan.latency if (r.jobs, r.clients) == (run.jobs, run.clients)
-                 and not r.silent), None,
+                (
+                    r
+                    for r in plan.latency
+                    if (r.jobs, r.clients) == (run.jobs, run.clients) and not r.silent
+                ),
+                None,
             )
             if plain is not None:
                 for name, server in (("aura", aura), ("peer", peer)):
                     path = ("latency", run.key, "latency_ms", "p99")
                     results.add(
                         Measure(
-                            scenario, f"{name}: readers' p99 with silent clients", "ms",
+                            scenario,
+                            f"{name}: readers' p99 with silent clients",
+                            "ms",
                             _get(server, *path),
                             _get(server, "latency", plain.key, "latency_ms", "p99"),
-                            f"{name} without", target="close to 1x",
+                            f"{name} without",
+                            target="close to 1x",
                         )
                     )
     for step_index, step in enumerate(plan.idle_steps):
         idle_path = ("idle", "points", step_index, "rss_bytes_per_connection")
         results.add(
-            Measure(f"http idle {step} SSE", "RSS per open connection", "KiB",
-                    _get(aura, *idle_path) / 1024, _get(peer, *idle_path) / 1024, "peer",
-                    target="<= 30 KiB")
+            Measure(
+                f"http idle {step} SSE",
+                "RSS per open connection",
+                "KiB",
+                _get(aura, *idle_path) / 1024,
+                _get(peer, *idle_path) / 1024,
+                "peer",
+                target="<= 30 KiB",
+            )
         )
     if plan.cancels:
         for stat in ("p50", "p99", "max"):
-            row(f"http cancel x{plan.cancels}", f"cancel {stat}", "ms",
-                ("cancel", "latency_ms", stat))
+            row(
+                f"http cancel x{plan.cancels}",
+                f"cancel {stat}",
+                "ms",
+                ("cancel", "latency_ms", stat),
+            )

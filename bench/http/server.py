@@ -42,9 +42,17 @@ PEER = ServerSpec(
 def aura_spec() -> ServerSpec | None:
     """``aura-actors serve``, or ``None`` while the server is not there to run."""
     serve_args = (
-        "serve", "--host", "127.0.0.1", "--port", "{port}",
-        "--max-concurrent-jobs", "{max_jobs}", "--max-queued-jobs", "{max_jobs}",
-        "--data-dir", "{data_dir}",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--max-concurrent-jobs",
+        "{max_jobs}",
+        "--max-queued-jobs",
+        "{max_jobs}",
+        "--data-dir",
+        "{data_dir}",
     )
     if importlib.util.find_spec("aura_actors.cli") is None:
         return None

@@ -158,9 +158,7 @@ async def _read_head(stream: trio.SocketStream) -> tuple[int, dict[str, str], by
     return status, headers, rest
 
 
-async def request(
-    host: str, port: int, method: str, path: str, payload: Any = None
-) -> Response:
+async def request(host: str, port: int, method: str, path: str, payload: Any = None) -> Response:
     """Send one request on a new connection and read the whole response."""
     body = None if payload is None else json.dumps(payload).encode()
     stream = await trio.open_tcp_stream(host, port)

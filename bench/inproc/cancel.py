@@ -119,8 +119,13 @@ def run(results: RunResults, counts: dict[str, int]) -> None:
         for stat in ("p50", "p99", "max"):
             results.add(
                 Measure(
-                    f"cancel {kind} x{count}", f"cancel {stat}", "ms", aura[stat], limit[stat],
-                    "bare trio", target="<= 5 ms" if stat == "p99" else "",
+                    f"cancel {kind} x{count}",
+                    f"cancel {stat}",
+                    "ms",
+                    aura[stat],
+                    limit[stat],
+                    "bare trio",
+                    target="<= 5 ms" if stat == "p99" else "",
                 )
             )
     results.scenarios["cancel"] = {"counts": counts, "samples": raw}

@@ -45,7 +45,11 @@ class _Drain:
 
 def _data(i: int) -> dict[str, Any]:
     return {
-        "jobId": "bench", "step": "stage-1", "stepIndex": i, "totalSteps": 1, "state": "Started"
+        "jobId": "bench",
+        "step": "stage-1",
+        "stepIndex": i,
+        "totalSteps": 1,
+        "state": "Started",
     }
 
 
@@ -133,8 +137,14 @@ def run(results: RunResults, subscriber_counts: list[int], deliveries: int) -> N
         )
         results.add(
             Measure(
-                f"fanout S={subscribers}", "delivered events/s", "events/s", rates["aura"],
-                rates["raw"], "raw channels", better="higher", target=">= 0.5x raw",
+                f"fanout S={subscribers}",
+                "delivered events/s",
+                "events/s",
+                rates["aura"],
+                rates["raw"],
+                "raw channels",
+                better="higher",
+                target=">= 0.5x raw",
             )
         )
     results.scenarios["fanout"] = {"batch": BATCH, "buffer": BUFFER, "curve": curve}

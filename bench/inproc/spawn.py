@@ -75,27 +75,47 @@ def _add_rows(results: RunResults, n: int, aura: dict[str, Any], trio: dict[str,
     scenario = f"spawn N={n:,}"
     results.add(
         Measure(
-            scenario, "spawn rate", "jobs/s", aura["spawn_per_second"],
-            trio["spawn_per_second"], label, better="higher",
+            scenario,
+            "spawn rate",
+            "jobs/s",
+            aura["spawn_per_second"],
+            trio["spawn_per_second"],
+            label,
+            better="higher",
         )
     )
     results.add(
         Measure(
-            scenario, "RSS per job", "KiB", aura["rss_bytes_per_job"] / 1024,
-            trio["rss_bytes_per_job"] / 1024, label, target="<= 8 KiB, <= 2x limit",
+            scenario,
+            "RSS per job",
+            "KiB",
+            aura["rss_bytes_per_job"] / 1024,
+            trio["rss_bytes_per_job"] / 1024,
+            label,
+            target="<= 8 KiB, <= 2x limit",
         )
     )
     if aura["traced_bytes_per_job"] is not None and trio["traced_bytes_per_job"] is not None:
         results.add(
             Measure(
-                scenario, "tracemalloc per job", "KiB", aura["traced_bytes_per_job"] / 1024,
-                trio["traced_bytes_per_job"] / 1024, label, target="<= 8 KiB, <= 2x limit",
+                scenario,
+                "tracemalloc per job",
+                "KiB",
+                aura["traced_bytes_per_job"] / 1024,
+                trio["traced_bytes_per_job"] / 1024,
+                label,
+                target="<= 8 KiB, <= 2x limit",
             )
         )
     results.add(
         Measure(
-            scenario, "cancel p99 (idle job)", "ms", aura["cancel_ms"]["p99"],
-            trio["cancel_ms"]["p99"], label, target="<= 5 ms",
+            scenario,
+            "cancel p99 (idle job)",
+            "ms",
+            aura["cancel_ms"]["p99"],
+            trio["cancel_ms"]["p99"],
+            label,
+            target="<= 5 ms",
         )
     )
     results.add(

@@ -270,9 +270,7 @@ def _id_pair(event_id: str) -> tuple[int, int]:
     return int(millis), int(counter)
 
 
-async def _stream(
-    job: Job, request: Request, after: str | None
-) -> AsyncIterator[ServerSentEvent]:
+async def _stream(job: Job, request: Request, after: str | None) -> AsyncIterator[ServerSentEvent]:
     queue: asyncio.Queue[ServerSentEvent | None] = asyncio.Queue(QUEUE_SIZE)
     history = list(job.history)
     live = job.status not in TERMINAL_STATUSES
