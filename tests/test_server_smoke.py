@@ -9,9 +9,10 @@ from support.servers import run_server, server_process
 
 
 async def test_in_process_server_creates_and_streams_a_job(tmp_path: Path) -> None:
-    async with run_server(data_dir=tmp_path) as server, httpx.AsyncClient(
-        base_url=server.url
-    ) as client:
+    async with (
+        run_server(data_dir=tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
         created = await client.post(
             "/api/jobs", json={"pipeline": "synthetic", "params": {"ticks": 3, "tickSeconds": 0}}
         )

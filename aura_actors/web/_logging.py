@@ -31,7 +31,12 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Send ``aura_actors`` logs to stderr as JSON lines."""
+    """Send ``aura_actors`` logs to stderr as JSON lines.
+
+    Quart logs an unhandled exception in a route on the app's logger, named
+    after its module (``aura_actors.web._app``), so that too is one JSON line
+    (with the path, never the query).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     logger = logging.getLogger("aura_actors")

@@ -39,7 +39,9 @@ async def _read_json_object() -> dict[str, Any]:
     raw = await request.get_data(as_text=False)
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "request body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int over 4300 digits
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise ApiError(422, "validation_error", "request body must be a JSON object")
@@ -105,7 +107,11 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
     @app.post("/api/jobs")
     @document_request(CreateJobRequest)
     @document_response(JobSnapshot, 202)
+    @document_response(ErrorResponse, 400)
+    @document_response(ErrorResponse, 413)
     @document_response(ErrorResponse, 422)
+    @document_response(ErrorResponse, 429)
+    @document_response(ErrorResponse, 503)
     async def create_job() -> Response:
         """Start a job; it runs at once or waits as Queued."""
         user = context.current_user()
@@ -118,6 +124,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
     @app.get("/api/jobs")
     @document_querystring(ListJobsQuery)
     @document_response(JobList, 200)
+    @document_response(ErrorResponse, 422)
     async def list_jobs() -> Response:
         """The caller's jobs, newest first, a page at a time."""
         user = context.current_user()
@@ -137,6 +144,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
 
     @app.post("/api/jobs/<job_id>/cancel")
     @document_response(JobSnapshot, 202)
+    @document_response(ErrorResponse, 404)
     @document_response(ErrorResponse, 409)
     async def cancel_job(job_id: str) -> Response:
         """Cancel a Queued or Running job (409 when it already ended)."""

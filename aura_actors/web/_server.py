@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import socket
+import struct
 import sys
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import hypercorn.trio.run as hypercorn_run
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.trio.tcp_server import TCPServer
 
 from ..runtime import Runtime, open_runtime
 from ._app import create_app
@@ -25,6 +32,63 @@ DEMO_TOPICS = (
     "A day in the life of a honeybee",
     "Building a sundial",
 )
+
+
+#: Seconds past Hypercorn's graceful timeout before connections still open are cut.
+CUT_MARGIN = 0.25
+
+_live_connections: weakref.WeakSet[TCPServer] = weakref.WeakSet()
+
+
+class _TrackedTCPServer(TCPServer):
+    """Hypercorn's connection handler, remembered while it runs so shutdown can cut it.
+
+    Hypercorn writes to the socket inside a cancel-shielded scope, so a client
+    that stopped reading keeps its connection's task blocked in ``send_all``
+    through the graceful timeout's cancellation, and the server never exits.
+    Closing the socket is the one thing that wakes such a write.
+    """
+
+    async def run(self) -> None:
+        _live_connections.add(self)
+        try:
+            await super().run()
+        finally:
+            _live_connections.discard(self)
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The peer is gone (or the connection was closed): every stream on it has
+        # been told so. Do not let what is left, such as Hypercorn's WebSocket ping
+        # loop sleeping out its 20 s interval, hold the connection (and a server
+        # that is shutting down) open.
+        nursery = getattr(getattr(self, "_task_group", None), "_nursery", None)
+        if isinstance(nursery, trio.Nursery):
+            nursery.cancel_scope.cancel()
+
+
+def _install_connection_tracking() -> None:
+    if getattr(hypercorn_run, "TCPServer", None) is TCPServer:
+        setattr(hypercorn_run, "TCPServer", _TrackedTCPServer)  # noqa: B010 - not exported
+
+
+def _cut_connections(app: Any) -> int:
+    """Abort (RST) every open connection of ``app``; return how many were cut."""
+    cut = 0
+    for connection in list(_live_connections):
+        if getattr(getattr(connection, "app", None), "app", None) is not app:
+            continue
+        stream = connection.stream
+        sock = getattr(stream, "socket", None)
+        if sock is None:  # pragma: no cover - TLS, which we do not serve
+            sock = getattr(getattr(stream, "transport_stream", None), "socket", None)
+        if sock is None or sock.fileno() == -1:
+            continue
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        cut += 1
+    return cut
 
 
 def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
@@ -52,49 +116,107 @@ async def serve(
     *,
     on_listening: Callable[[str], None] | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    on_runtime: Callable[[Runtime], None] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then shut down gracefully.
 
     Shutdown refuses new jobs with 503, cancels running ones (their streams
     get ``job-cancelled``), ends every stream, and gives in-flight requests
-    ``graceful_timeout`` seconds before cutting them.
+    ``graceful_timeout`` seconds before cutting them; a connection still open
+    then (a client that stopped reading) is aborted, so the server always
+    ends. ``on_runtime`` is handed the runtime once it runs (for tests and
+    embedding).
+
+    Raises :class:`OSError` itself (not inside an exception group) when the
+    address cannot be bound, so a caller can say so plainly.
     """
+    try:
+        await _serve(settings, on_listening, shutdown_trigger, on_runtime)
+    except BaseExceptionGroup as group:
+        sole = _sole_leaf(group)
+        if isinstance(sole, OSError):
+            raise sole from None
+        raise
+    logger.info("stopped")
+    sys.stdout.flush()
+
+
+def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside nested groups, or ``None`` if there are several."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    return leaves[0] if len(leaves) == 1 else None
+
+
+async def _serve(
+    settings: ServerSettings,
+    on_listening: Callable[[str], None] | None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None,
+    on_runtime: Callable[[Runtime], None] | None,
+) -> None:
     tokens = load_tokens(settings.auth_tokens) if settings.auth_tokens is not None else None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _install_connection_tracking()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_runtime(settings.runtime_config()) as runtime:
+            if on_runtime is not None:
+                on_runtime(runtime)
             app = create_app(runtime, settings, tokens)
 
-            async def stop_when_asked() -> None:
-                if shutdown_trigger is not None:
-                    async with trio.open_nursery() as race:
+            async with trio.open_nursery() as nursery:
 
-                        async def by_trigger() -> None:
-                            await shutdown_trigger()
-                            race.cancel_scope.cancel()
+                async def cut_stragglers() -> None:
+                    # Hypercorn cancels in-flight requests after graceful_timeout;
+                    # a write blocked on a client that stopped reading ignores it.
+                    await trio.sleep(settings.graceful_timeout + CUT_MARGIN)
+                    cut = _cut_connections(app)
+                    if cut:
+                        logger.warning(
+                            "cut connections that did not finish in time", extra={"count": cut}
+                        )
 
-                        async def by_signal() -> None:
-                            async for _ in signals:
+                async def stop_when_asked() -> None:
+                    if shutdown_trigger is not None:
+                        async with trio.open_nursery() as race:
+
+                            async def by_trigger() -> None:
+                                await shutdown_trigger()
                                 race.cancel_scope.cancel()
 
-                        race.start_soon(by_trigger)
-                        race.start_soon(by_signal)
-                else:
-                    async for signum in signals:
-                        logger.info("signal received", extra={"signal": signum})
-                        break
-                logger.info("shutting down")
-                await runtime.shutdown()
+                            async def by_signal() -> None:
+                                async for _ in signals:
+                                    race.cancel_scope.cancel()
 
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(
-                    lambda task_status: hypercorn_serve(
-                        app,
-                        hypercorn_config(settings),
-                        shutdown_trigger=stop_when_asked,
-                        task_status=task_status,
-                    )
-                )
+                            race.start_soon(by_trigger)
+                            race.start_soon(by_signal)
+                    else:
+                        async for signum in signals:
+                            logger.info("signal received", extra={"signal": signum})
+                            break
+                    logger.info("shutting down")
+                    await runtime.shutdown()
+                    nursery.start_soon(cut_stragglers)
+
+                async def run_hypercorn(*, task_status: trio.TaskStatus[list[str]]) -> None:
+                    try:
+                        await hypercorn_serve(
+                            app,
+                            hypercorn_config(settings),
+                            shutdown_trigger=stop_when_asked,
+                            task_status=task_status,
+                        )
+                    finally:
+                        nursery.cancel_scope.cancel()
+
+                binds = await nursery.start(run_hypercorn)
                 url = binds[0] if binds else f"http://{settings.host}:{settings.port}"
                 print(f"aura-actors listening on {url}", flush=True)
                 if on_listening is not None:
@@ -103,5 +225,3 @@ async def serve(
                     print(f"submitting {settings.demo_jobs} demo video jobs:", flush=True)
                     submit_demo_jobs(runtime, settings.demo_jobs)
                     print(f"watch them: curl -N {url}/api/events  (or open {url}/)", flush=True)
-    logger.info("stopped")
-    sys.stdout.flush()

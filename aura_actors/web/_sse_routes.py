@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 from quart import Quart, Response, request
-from quart_schema import document_querystring
+from quart_schema import document_querystring, document_response
 
 from ..protocol import SseEncoder
 from ..runtime import Event, EventId, Subscription
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
-from ._schemas import StreamQuery
+from ._schemas import ErrorResponse, StreamQuery
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -69,6 +69,8 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
 
     @app.get("/api/jobs/<job_id>/events")
     @document_querystring(StreamQuery)
+    @document_response(ErrorResponse, 400)
+    @document_response(ErrorResponse, 404)
     async def job_events(job_id: str) -> Response:
         """One job's events as SSE: history (or what follows the last id), then live.
 
@@ -92,6 +94,8 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
 
     @app.get("/api/events")
     @document_querystring(StreamQuery)
+    @document_response(ErrorResponse, 400)
+    @document_response(ErrorResponse, 503)
     async def all_events() -> Response:
         """Every job of the caller as one SSE stream; never ends on its own."""
         user = context.current_user()

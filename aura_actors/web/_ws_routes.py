@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 import trio
@@ -11,6 +13,8 @@ from quart import Quart, websocket
 from ..runtime import Event, EventType, JobAlreadyFinished, JobNotFound, RuntimeRefusal
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
+
+request_logger = logging.getLogger("aura_actors.requests")
 
 #: Close codes (RFC 6455 private range for ours).
 CLOSE_NORMAL = 1000
@@ -41,6 +45,25 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
 
     @app.websocket("/api/jobs/<job_id>/ws")
     async def job_ws(job_id: str) -> None:
+        """One line per connection, when it ends: the path (never the query), the close code."""
+        started = time.perf_counter()
+        close_code: int | None = None
+        try:
+            close_code = await serve_job_ws(job_id)
+        finally:
+            request_logger.info(
+                "websocket",
+                extra={
+                    "method": "GET",
+                    "path": websocket.path,
+                    "status": 101,
+                    # None: the client went away first.
+                    "close_code": close_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+    async def serve_job_ws(job_id: str) -> int:
         await websocket.accept()
         try:
             user = context.authenticator.user_for(
@@ -48,17 +71,17 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
             )
         except ApiError as error:
             await websocket.close(CLOSE_UNAUTHORIZED, error.message)
-            return
+            return CLOSE_UNAUTHORIZED
         try:
             job = runtime.get(job_id, owner=user)
             after = parse_last_event_id(None, websocket.args.get("lastEventId"))
         except JobNotFound:
             await websocket.close(CLOSE_NOT_FOUND, "job not found")
-            return
+            return CLOSE_NOT_FOUND
         except ApiError as error:
             await websocket.send(error_message(error.code, error.message, job_id))
             await websocket.close(CLOSE_BAD_REQUEST, error.code)
-            return
+            return CLOSE_BAD_REQUEST
 
         send_lock = trio.Lock()
 
@@ -69,10 +92,12 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
         async def serve_client_messages() -> None:
             while True:
                 raw = await websocket.receive()
-                try:
-                    message = json.loads(raw)
-                except (TypeError, ValueError, UnicodeDecodeError):
-                    message = None
+                message: object = None
+                if isinstance(raw, str):  # binary frames are not messages of this protocol
+                    try:
+                        message = json.loads(raw)
+                    except ValueError:
+                        message = None
                 if not isinstance(message, dict) or message.get("action") != "cancel":
                     await send(
                         error_message(
@@ -103,3 +128,4 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
                     close_code = CLOSE_NORMAL
             nursery.cancel_scope.cancel()
         await websocket.close(close_code)
+        return close_code

@@ -1,0 +1,160 @@
+"""Graceful shutdown of the real process (``aura-actors serve``) on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from support.servers import ServerProcess, server_process
+from support.streams import Ev, RawHttp, open_sse
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+WAITING = {"pipeline": "synthetic", "params": {"stages": 2, "ticks": 1, "tickSeconds": 600}}
+FLOOD = {"pipeline": "synthetic", "params": {"stages": 50, "ticks": 100000, "tickSeconds": 0}}
+SHUTDOWN_MESSAGE = "canceled: the server is shutting down"
+#: From the signal to the exit code: "within a few seconds". A client that stopped reading
+#: is cut after the 3 s graceful timeout, so it gets a little more.
+EXIT_WITHIN = 2.5
+EXIT_WITHIN_WITH_A_STUCK_CLIENT = 5.0
+
+
+async def stream_job(
+    client: httpx.AsyncClient, job_id: str, out: list[Ev], live: trio.Event
+) -> None:
+    async with open_sse(client, f"/api/jobs/{job_id}/events") as stream:
+        await stream.until(lambda e: e.event == "step-status")
+        out.extend(stream.received)
+        live.set()
+        out.extend(await stream.rest())  # ends cleanly: no error from httpx
+
+
+async def stream_all(client: httpx.AsyncClient, out: list[Ev], live: trio.Event) -> None:
+    async with open_sse(client, "/api/events") as stream:
+        live.set()
+        out.extend(await stream.rest())
+
+
+async def websocket(server: ServerProcess, job_id: str, out: list[Any], live: trio.Event) -> None:
+    url = server.url.replace("http://", "ws://") + f"/api/jobs/{job_id}/ws"
+    async with open_websocket_url(url) as ws:
+        while True:
+            try:
+                frame = json.loads(await ws.get_message())
+            except ConnectionClosed as closed:
+                assert closed.reason is not None
+                out.append(closed.reason.code)
+                return
+            out.append(Ev(frame["id"], frame["event"], frame["data"]))
+            if frame["event"] == "step-status":
+                live.set()
+
+
+def assert_cancelled_by_shutdown(events: list[Ev], job_id: str) -> None:
+    mine = [e for e in events if e.data.get("jobId") == job_id]
+    assert [e.event for e in mine][-2:] == ["job-status", "job-cancelled"], mine[-3:]
+    assert mine[-2].data["status"] == "Canceled"
+    assert mine[-1].data["message"] == SHUTDOWN_MESSAGE
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_signal_cancels_jobs_ends_every_stream_and_exits_zero(
+    tmp_path: Path, signum: int
+) -> None:
+    async with (
+        server_process(tmp_path, ["--max-concurrent-jobs", "1", "--keepalive", "0.5"]) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        all_events: list[Ev] = []
+        job_events: list[Ev] = []
+        ws_frames: list[Any] = []
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                live = [trio.Event() for _ in range(3)]
+                nursery.start_soon(stream_all, client, all_events, live[0])
+                await live[0].wait()
+                running = (await client.post("/api/jobs", json=WAITING)).json()["id"]
+                queued = (await client.post("/api/jobs", json=WAITING)).json()["id"]
+                nursery.start_soon(stream_job, client, running, job_events, live[1])
+                nursery.start_soon(websocket, server, running, ws_frames, live[2])
+                for event in live[1:]:
+                    await event.wait()
+                assert (await client.get(f"/api/jobs/{queued}")).json()["status"] == "Queued"
+
+                server.send_signal(signum)
+                signalled = trio.current_time()
+                code = await server.wait()
+                took = trio.current_time() - signalled
+            # Every stream has ended by now, cleanly (the nursery would have raised).
+        assert code == 0
+        assert took < EXIT_WITHIN, f"exit took {took:.2f} s"
+        assert_cancelled_by_shutdown(job_events, running)
+        assert_cancelled_by_shutdown(all_events, running)
+        assert_cancelled_by_shutdown(all_events, queued)
+        never_ran = [e for e in all_events if e.data.get("jobId") == queued]
+        assert never_ran[-1].data["step"] is None
+        *ws_events, close_code = ws_frames
+        assert_cancelled_by_shutdown(ws_events, running)
+        assert close_code == 1000
+        log = server.log_lines()
+        assert any(line.get("msg") == "shutting down" for line in log)
+
+
+async def test_shutdown_ends_even_with_a_client_that_stopped_reading(tmp_path: Path) -> None:
+    async with (
+        server_process(tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        with trio.fail_after(20):
+            job_id = (await client.post("/api/jobs", json=FLOOD)).json()["id"]
+            host, port = server.url.removeprefix("http://").split(":")
+            sock = trio.socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            await sock.connect((host, int(port)))
+            stuck = RawHttp(trio.SocketStream(sock))
+            await stuck.send_request("GET", f"/api/jobs/{job_id}/events")
+            # A well-behaved reader alongside, which must still get its job-cancelled.
+            seen: list[Ev] = []
+            async with open_sse(client, f"/api/jobs/{job_id}/events") as stream:
+                await stream.until(lambda e: e.event == "step-progress")
+                # The stuck client's window is long full: the job has sent megabytes by now.
+                while (await client.get("/api/health")).json()["subscribers"] < 2:
+                    await stream.next()
+                for _ in range(2000):
+                    await stream.next()
+                server.send_signal(signal.SIGTERM)
+                signalled = trio.current_time()
+                seen = await stream.rest()
+            code = await server.wait()
+            took = trio.current_time() - signalled
+            await stuck.aclose()
+        assert code == 0
+        assert took < EXIT_WITHIN_WITH_A_STUCK_CLIENT, f"exit took {took:.2f} s"
+        assert seen[-1].event == "job-cancelled"
+        assert seen[-1].data["message"] == SHUTDOWN_MESSAGE
+
+
+async def test_an_address_in_use_is_a_plain_error_not_a_traceback(tmp_path: Path) -> None:
+    async with server_process(tmp_path / "first") as server:
+        port = server.url.rsplit(":", 1)[1]
+        with trio.fail_after(20):
+            command = [sys.executable, "-m", "aura_actors", "serve", "--host", "127.0.0.1"]
+            command += ["--port", port, "--data-dir", str(tmp_path / "second")]
+            second = await trio.run_process(
+                command,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        server.send_signal(signal.SIGTERM)
+        assert await server.wait() == 0
+    assert second.returncode == 1
+    stderr = second.stderr.decode()
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stderr
