@@ -121,6 +121,7 @@ def _add_serve(subparsers: Any) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from .runtime import JobStoreError
     from .web import ServerSettings, TokenFileError, configure_logging, serve
 
     cors = args.cors_origins
@@ -145,6 +146,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     except TokenFileError as exc:
         print(f"aura-actors: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except JobStoreError as exc:
+        print(f"aura-actors: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"aura-actors: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""The runtime core: job actors, stages, the broadcaster and the runner. Pure trio, no HTTP.
+"""The runtime core: job actors, stages, the broadcaster, the runner, the job store. Pure trio.
 
 Everything a caller may rely on is re-exported here; the ``_``-modules are private.
 """
@@ -20,7 +20,14 @@ from ._ids import EventId, EventIdGenerator
 from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job, JobActor
 from ._pipeline import Pipeline, PipelineRegistry
 from ._progress import EtaEstimator, ProgressTracker
-from ._runtime import ANY_OWNER, JobPage, Runtime, RuntimeConfig, open_runtime
+from ._runtime import (
+    ANY_OWNER,
+    STORE_CLOSE_TIMEOUT,
+    JobPage,
+    Runtime,
+    RuntimeConfig,
+    open_runtime,
+)
 from ._stage import Artifact, Stage, StageContext, StageError, StageFunction
 from ._status import (
     ALLOWED_TRANSITIONS,
@@ -29,14 +36,27 @@ from ._status import (
     JobStatus,
     check_transition,
 )
+from ._store import (
+    CANCELED_BY_RESTART,
+    INTERRUPTED,
+    JOBS_FILE,
+    JobStore,
+    JobStoreError,
+    LoadedJobs,
+    StoredJob,
+)
 from ._subscription import SUBSCRIBER_OVERFLOW, Subscription
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "ANY_OWNER",
+    "CANCELED_BY_RESTART",
     "CANCELED_BY_SHUTDOWN",
     "CANCELED_BY_USER",
     "HISTORY_TRUNCATED",
+    "INTERRUPTED",
+    "JOBS_FILE",
+    "STORE_CLOSE_TIMEOUT",
     "SUBSCRIBER_OVERFLOW",
     "TERMINAL_STATUSES",
     "Artifact",
@@ -56,7 +76,10 @@ __all__ = [
     "JobNotFound",
     "JobPage",
     "JobStatus",
+    "JobStore",
+    "JobStoreError",
     "JsonObject",
+    "LoadedJobs",
     "Pipeline",
     "PipelineRegistry",
     "ProgressTracker",
@@ -69,6 +92,7 @@ __all__ = [
     "StageContext",
     "StageError",
     "StageFunction",
+    "StoredJob",
     "Subscription",
     "UnknownPipeline",
     "check_transition",

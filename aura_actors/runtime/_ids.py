@@ -50,6 +50,17 @@ class EventIdGenerator:
         """The most recently issued id, or ``None`` before the first."""
         return self._last if self._issued_any else None
 
+    def resume_after(self, last: EventId) -> None:
+        """Continue after ``last``: every id issued from now on is greater than it.
+
+        Used at start with the newest id an earlier process of the same job
+        store issued, so ids keep increasing across a restart even if the wall
+        clock went back meanwhile. Never moves the generator backwards.
+        """
+        if not self._issued_any or last > self._last:
+            self._last = last
+            self._issued_any = True
+
     def next_id(self) -> EventId:
         """Return a new id greater than every id issued before."""
         now = self._wall_clock_millis()

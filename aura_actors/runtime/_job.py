@@ -33,6 +33,16 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _parse_iso(text: str) -> datetime:
+    """The inverse of :func:`_iso` (a moment without a zone is taken as UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _parse_optional_iso(text: str | None) -> datetime | None:
+    return None if text is None else _parse_iso(text)
+
+
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -40,7 +50,12 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 class Job:
-    """One job: what it runs, where it is, and the cancel scope that is its cancellation."""
+    """One job: what it runs, where it is, and the cancel scope that is its cancellation.
+
+    A job the runtime runs is made by :meth:`Runtime.submit <._runtime.Runtime.submit>`;
+    a finished job of an earlier process comes back from the job store through
+    :meth:`restore`.
+    """
 
     __slots__ = (
         "_broadcaster",
@@ -99,6 +114,55 @@ class Job:
         self._started_clock: float | None = None
         self._broadcaster = broadcaster
         broadcaster.register_job(job_id, owner)
+
+    @classmethod
+    def restore(
+        cls, snapshot: JsonObject, *, seq: int, owner: str | None, broadcaster: Broadcaster
+    ) -> Job:
+        """A finished job brought back from the job store: read-only, with no actor.
+
+        ``snapshot`` is a terminal :meth:`snapshot` as the store kept it; the
+        restored job's :meth:`snapshot` gives it back unchanged. The job has no
+        stages and no history (it is not registered with ``broadcaster``), so
+        a subscription to it is born ended and empty. Raises
+        :class:`ValueError` (or :class:`KeyError`, :class:`TypeError`) unless
+        the snapshot is terminal and well formed.
+        """
+        status = JobStatus(snapshot["status"])
+        if not status.is_terminal:
+            raise ValueError(f"only a finished job can be restored, not a {status.value} one")
+        job = cls.__new__(cls)
+        job.id = str(snapshot["id"])
+        job.seq = seq
+        job.pipeline = str(snapshot["pipeline"])
+        job.params = dict(snapshot["params"])
+        job.stages = ()
+        job.owner = owner
+        job.status = status
+        job.stage = snapshot["stage"]
+        job.progress_pct = snapshot["progressPct"]
+        job.message = str(snapshot["message"])
+        job.eta_seconds = snapshot["etaSeconds"]
+        job.created_at = _parse_iso(snapshot["createdAt"])
+        job.started_at = _parse_optional_iso(snapshot["startedAt"])
+        job.finished_at = _parse_optional_iso(snapshot["finishedAt"])
+        job.artifacts = [
+            Artifact(
+                name=artifact["name"],
+                path=artifact["path"],
+                size_bytes=artifact["sizeBytes"],
+                mime_type=artifact["mimeType"],
+            )
+            for artifact in snapshot["artifacts"]
+        ]
+        job.error = snapshot["error"]
+        last_event_id = snapshot["lastEventId"]
+        job.last_event_id = None if last_event_id is None else EventId.parse(last_event_id)
+        job.cancel_scope = trio.CancelScope()
+        job.cancel_message = None
+        job._started_clock = None
+        job._broadcaster = broadcaster
+        return job
 
     def emit(self, event_type: EventType, data: JsonObject) -> None:
         """Publish one event of this job (``jobId`` is added)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +26,13 @@ from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job, JobActor
 from ._pipeline import PipelineRegistry
 from ._progress import ProgressTracker
 from ._status import JobStatus
+from ._store import JOBS_FILE, JobStore, JobStoreError, StoredJob
 from ._subscription import Subscription
 
 logger = logging.getLogger("aura_actors.runtime")
+
+#: Seconds (trio clock) leaving :func:`open_runtime` waits for the job store to finish writing.
+STORE_CLOSE_TIMEOUT = 5.0
 
 
 class _AnyOwner:
@@ -55,8 +59,17 @@ class RuntimeConfig:
     max_history_events: int = 10_000
     #: Events a subscriber may have waiting before it is closed as overflowed.
     subscriber_buffer: int = 1024
-    #: Where artifacts (and later the job store) live.
+    #: Where artifacts and the job store live.
     data_dir: Path = field(default_factory=lambda: Path("aura-data"))
+    #: Keep every job's snapshot in ``data_dir/jobs.jsonl``, so that finished jobs
+    #: outlive the process (see :class:`JobStore`). Off for an in-memory runtime
+    #: (tests, benchmarks, embedding); the server turns it on.
+    persist_jobs: bool = False
+
+    @property
+    def job_store_path(self) -> Path:
+        """The job store's file: ``data_dir/jobs.jsonl``."""
+        return self.data_dir / JOBS_FILE
 
     def __post_init__(self) -> None:
         if self.max_concurrent_jobs < 1:
@@ -93,10 +106,14 @@ class Runtime:
         pipelines: PipelineRegistry,
         broadcaster: Broadcaster,
         job_nursery: trio.Nursery,
+        *,
+        job_store: JobStore | None = None,
     ) -> None:
         self.config = config
         self.pipelines = pipelines
         self.broadcaster = broadcaster
+        #: Where job snapshots are kept across restarts (``None``: in memory only).
+        self.job_store = job_store
         self._job_nursery = job_nursery
         self._jobs: dict[str, Job] = {}
         self._order: list[Job] = []
@@ -160,6 +177,7 @@ class Runtime:
         self._jobs[job.id] = job
         self._order.append(job)
         job.announce_queued()
+        self._record(job)
         logger.info("job submitted", extra={"job_id": job.id, "pipeline": job.pipeline})
         if has_slot:
             self._start(job)
@@ -184,6 +202,7 @@ class Runtime:
             self._queue.pop(job.id, None)
             job.cancel_message = message
             job.finish_canceled()
+            self._record(job)
         else:
             job.request_cancel(message)
         return job
@@ -191,6 +210,7 @@ class Runtime:
     def _start(self, job: Job) -> None:
         self._running += 1
         job.transition(JobStatus.RUNNING)
+        self._record(job)
         actor = JobActor(job, data_dir=self.config.data_dir)
         self._job_nursery.start_soon(self._run_actor, actor, name=f"job {job.id}")
 
@@ -198,6 +218,7 @@ class Runtime:
         try:
             await actor.run()
         finally:
+            self._record(actor.job)  # terminal now, its last event emitted
             self._running -= 1
             self._admit_waiting()
             if self._running == 0 and self._all_stopped is not None:
@@ -222,6 +243,7 @@ class Runtime:
             _, job = self._queue.popitem(last=False)
             job.cancel_message = CANCELED_BY_SHUTDOWN
             job.finish_canceled()
+            self._record(job)
         for job in self._order:
             if job.status is JobStatus.RUNNING:
                 job.request_cancel(CANCELED_BY_SHUTDOWN)
@@ -240,6 +262,33 @@ class Runtime:
         else:
             await trio.lowlevel.checkpoint()
         self.broadcaster.close()
+
+    # -- the job store ---------------------------------------------------------------------
+
+    def _record(self, job: Job) -> None:
+        """Hand the job's snapshot to the job store (if any). Never blocks."""
+        if self.job_store is not None:
+            self.job_store.record(StoredJob(job.seq, job.owner, job.snapshot()))
+
+    def _restore(self, stored_jobs: Sequence[StoredJob]) -> None:
+        """Add the finished jobs of an earlier process, oldest first, before any new job."""
+        for stored in stored_jobs:
+            try:
+                job = Job.restore(
+                    stored.snapshot,
+                    seq=len(self._order),
+                    owner=stored.owner,
+                    broadcaster=self.broadcaster,
+                )
+            except (KeyError, TypeError, ValueError) as exc:  # the store checked; defensive
+                logger.warning(
+                    "stored job not restored", extra={"job_id": stored.job_id, "error": str(exc)}
+                )
+                continue
+            if job.id in self._jobs:
+                continue
+            self._jobs[job.id] = job
+            self._order.append(job)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -310,12 +359,21 @@ async def open_runtime(
     pipelines: PipelineRegistry | None = None,
     *,
     id_generator: EventIdGenerator | None = None,
+    job_store: JobStore | None = None,
 ) -> AsyncIterator[Runtime]:
     """Run a :class:`Runtime` for the duration of the ``async with`` block.
 
+    With ``config.persist_jobs`` (or a ``job_store`` given, which then replaces
+    the one the config describes; a store serves one runtime, once), the job
+    store is loaded first: the
+    finished jobs of the previous process come back, read-only and newest
+    first in listings, and event ids go on after the newest one they carry.
+    Raises :class:`JobStoreError` if the store cannot be read or written.
+
     Leaving the block shuts down: new jobs are refused, queued and running
     jobs end ``Canceled`` (their subscribers see ``job-cancelled``), then every
-    subscription ends. No task of the runtime outlives the block.
+    subscription ends, and the job store writes (and fsyncs) every job's
+    final snapshot. No task of the runtime outlives the block.
     """
     if config is None:
         config = RuntimeConfig()
@@ -323,6 +381,21 @@ async def open_runtime(
         from ..pipelines import default_pipelines
 
         pipelines = default_pipelines()
+    if job_store is None and config.persist_jobs:
+        job_store = JobStore(config.job_store_path)
+    restored: list[StoredJob] = []
+    if job_store is not None:
+        try:
+            loaded = await trio.to_thread.run_sync(job_store.load)
+        except JobStoreError as exc:
+            logger.error(
+                "cannot open the job store", extra={"path": str(exc.path), "error": str(exc)}
+            )
+            raise
+        restored = loaded.jobs
+        if loaded.last_event_id is not None:
+            id_generator = id_generator or EventIdGenerator()
+            id_generator.resume_after(loaded.last_event_id)
     broadcaster = Broadcaster(
         history_ttl=config.history_ttl,
         max_history_events=config.max_history_events,
@@ -331,13 +404,33 @@ async def open_runtime(
     )
     async with trio.open_nursery() as system_nursery:
         await system_nursery.start(broadcaster.run)
+        if job_store is not None:
+            await system_nursery.start(job_store.run)
         try:
             async with trio.open_nursery() as job_nursery:
-                runtime = Runtime(config, pipelines, broadcaster, job_nursery)
+                runtime = Runtime(config, pipelines, broadcaster, job_nursery, job_store=job_store)
+                runtime._restore(restored)
                 try:
                     yield runtime
                 finally:
                     runtime.begin_shutdown()
         finally:
             broadcaster.close()
+            if job_store is not None:
+                await _close_store(job_store)
             system_nursery.cancel_scope.cancel()
+
+
+async def _close_store(store: JobStore) -> None:
+    """Let the store write every record it was handed, even while the runtime is cancelled."""
+    store.close()
+    with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
+        await store.wait_closed()
+        return
+    logger.error(
+        "job store did not finish writing in time; its last records may be lost",
+        extra={"path": str(store.path), "pending": store.pending_count},
+    )
+    store.abort()  # a stuck disk: abandon the write in progress
+    with trio.CancelScope(shield=True):
+        await store.wait_closed()

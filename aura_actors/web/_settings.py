@@ -49,4 +49,6 @@ class ServerSettings:
             history_ttl=self.history_ttl,
             subscriber_buffer=self.subscriber_buffer,
             data_dir=self.data_dir,
+            # The job store lives in the data dir: finished jobs outlive a restart.
+            persist_jobs=True,
         )

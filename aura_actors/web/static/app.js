@@ -243,7 +243,13 @@
     job.startedAt = snap.startedAt || job.startedAt;
     job.lost = false;
     const known = newerId(job.streamId, job.snapshotId);
-    const fresh = !known || !snap.lastEventId || cmpId(snap.lastEventId, known) > 0;
+    // A terminal snapshot always wins over a live state: after a restart the server
+    // may have ended a job (e.g. interrupted) without an event this page could see.
+    const fresh =
+      !known ||
+      !snap.lastEventId ||
+      cmpId(snap.lastEventId, known) > 0 ||
+      (TERMINAL.has(snap.status) && !isFinal(job));
     if (fresh && !(isFinal(job) && !TERMINAL.has(snap.status))) {
       if (snap.stage !== job.stage) setStage(job, snap.stage);
       job.status = snap.status || job.status;
