@@ -257,15 +257,31 @@ class JobActor:
     task.
     """
 
+    __slots__ = (
+        "_completed",
+        "_eta",
+        "_failure",
+        "_logs",
+        "_tracker",
+        "data_dir",
+        "job",
+        "mailbox_size",
+    )
+
     def __init__(self, job: Job, *, data_dir: Path, mailbox_size: int = 64) -> None:
         self.job = job
         self.data_dir = data_dir
         self.mailbox_size = mailbox_size
         self._tracker = ProgressTracker([stage.weight for stage in job.stages])
         self._eta = EtaEstimator()
-        self._logs: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+        self._logs: deque[str] | None = None  # made on the first line: most jobs log nothing
         self._failure: StageFailed | None = None
         self._completed = False
+
+    def _log_line(self, line: str) -> None:
+        if self._logs is None:
+            self._logs = deque(maxlen=LOG_LINES_KEPT)
+        self._logs.append(line)
 
     async def run(self) -> None:
         """Run the job to a terminal status. Never raises but for ``Cancelled``/``BaseException``.
@@ -320,7 +336,7 @@ class JobActor:
                     total_stages=len(self.job.stages),
                     data_dir=self.data_dir,
                     mailbox=mailbox,
-                    logs=self._logs,
+                    log_line=self._log_line,
                     artifacts=self.job.artifacts,
                 )
                 failure = await self._run_stage(stage, context)
@@ -480,6 +496,6 @@ class JobActor:
                 "step": job.stage,
                 "errorMessage": failure.message,
                 "errors": errors,
-                "logs": list(self._logs),
+                "logs": list(self._logs or ()),
             },
         )

@@ -6,7 +6,6 @@ import mimetypes
 import os
 import signal
 import subprocess
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +110,19 @@ class StageContext:
     cancelled job stops at the stage's next report.
     """
 
+    __slots__ = (
+        "_artifacts",
+        "_log_line",
+        "_mailbox",
+        "_watch",
+        "data_dir",
+        "job_id",
+        "params",
+        "stage_index",
+        "stage_name",
+        "total_stages",
+    )
+
     def __init__(
         self,
         *,
@@ -121,7 +133,7 @@ class StageContext:
         total_stages: int,
         data_dir: Path,
         mailbox: trio.MemorySendChannel[Message],
-        logs: deque[str],
+        log_line: Callable[[str], None],
         artifacts: list[Artifact],
     ) -> None:
         self.job_id = job_id
@@ -131,7 +143,7 @@ class StageContext:
         self.total_stages = total_stages
         self.data_dir = data_dir
         self._mailbox = mailbox
-        self._logs = logs
+        self._log_line = log_line
         self._artifacts = artifacts
         self._watch: _StallWatch | None = None
 
@@ -163,7 +175,7 @@ class StageContext:
 
     def log(self, line: str) -> None:
         """Keep a log line; the last lines go with a ``job-failed`` event."""
-        self._logs.append(line)
+        self._log_line(line)
 
     def add_artifact(self, name: str, path: Path, mime_type: str | None = None) -> Artifact:
         """Register a file this stage wrote; it must exist under the data dir."""
