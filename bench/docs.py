@@ -51,10 +51,18 @@ NOTES = """\
   history is excluded). Server CPU and RSS come from `/proc/<pid>`. The idle-connection
   RSS is measured on a fresh server process. Cancel over HTTP: `POST .../cancel` →
   `job-cancelled` parsed on the job's stream, one job at a time.
+- **SSE vs WebSocket.** Rows named `http latency SSE ...` follow `GET .../events`;
+  rows named `http latency WebSocket ...` run the same scenario over
+  `GET /api/jobs/{id}/ws` (one text frame `{"id","event","data"}` per event, the same
+  ids): a minimal client on raw trio sockets + wsproto (`bench/http/ws.py`, no task or
+  queue per connection; it answers pings) reads the id from each frame's head without
+  decoding the JSON, and the latency is computed exactly as for SSE.
 - **The peer** (`bench/peers/fastapi_peer.py`): FastAPI + sse-starlette on uvicorn
   (`uvicorn[standard]`: uvloop, httptools), one asyncio task per job, an
   `asyncio.Queue(1024)` per subscriber (a subscriber that falls further behind is
-  dropped), cancel by `task.cancel()`, each event JSON-encoded once.
+  dropped), cancel by `task.cancel()`, each event JSON-encoded once. Its WebSocket
+  endpoint is a Starlette `WebSocket` with the same per-subscriber queue, a sender and
+  a receiver task (the receiver handles `{"action": "cancel"}` and disconnects).
 - The machine is shared and has 2 cores, so absolute numbers are noisy: compare the
   ratios, which come from measurements made in the same run.
 """
@@ -107,7 +115,7 @@ def render(data: JsonDict, plot_dir: str) -> str:
     plots = "\n\n".join(
         f"![{title}]({plot_dir}/{name})"
         for name, title in (
-            ("latency_cdf.png", "SSE delivery latency CDF"),
+            ("latency_cdf.png", "Delivery latency CDF (SSE, WebSocket)"),
             ("memory_per_job.png", "Memory per job vs job count"),
             ("fanout.png", "Delivered events/s vs subscribers"),
         )

@@ -35,7 +35,12 @@ def make_plan(mode: str) -> Plan:
             5_000,
             {"sleep": 10, "subprocess": 5, "thread": 10},
             HttpPlan(
-                latency=(LatencyRun(5, 20, window=1.0, warmup=0.3),), idle_steps=(50,), cancels=5
+                latency=(
+                    LatencyRun(5, 20, window=1.0, warmup=0.3),
+                    LatencyRun(5, 20, window=1.0, warmup=0.3, transport="ws"),
+                ),
+                idle_steps=(50,),
+                cancels=5,
             ),
         )
     if mode == "quick":
@@ -51,6 +56,7 @@ def make_plan(mode: str) -> Plan:
                 latency=(
                     LatencyRun(20, 200, window=2.0, warmup=0.5),
                     LatencyRun(20, 200, silent=0.1, window=2.0, warmup=0.5),
+                    LatencyRun(20, 200, window=2.0, warmup=0.5, transport="ws"),
                 ),
                 idle_steps=(200,),
                 cancels=20,
@@ -69,6 +75,7 @@ def make_plan(mode: str) -> Plan:
                 LatencyRun(100, 1000, window=8.0),
                 LatencyRun(100, 1000, silent=0.1, window=8.0),
                 LatencyRun(1000, 1000, window=8.0),
+                LatencyRun(100, 1000, window=8.0, transport="ws"),
             ),
             idle_steps=(1000, 5000),
             cancels=200,

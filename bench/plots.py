@@ -1,6 +1,7 @@
 """The PNG plots of a run (matplotlib, Agg backend).
 
-- ``latency_cdf.png``: SSE delivery latency CDF, aura-actors vs the peer;
+- ``latency_cdf.png``: delivery latency CDF, aura-actors vs the peer, one panel per
+  transport (SSE, and WebSocket when the run has WebSocket rows);
 - ``memory_per_job.png``: memory per idle job vs job count, with the bare-trio limit;
 - ``fanout.png``: delivered events/s vs subscribers, with raw memory-channel fan-out.
 """
@@ -19,27 +20,45 @@ import matplotlib.pyplot as plt
 JsonDict = dict[str, Any]
 
 
+_TRANSPORT_LABELS = {"sse": "SSE", "ws": "WebSocket"}
+
+
 def _latency_cdf(data: JsonDict, out: Path) -> Path | None:
     servers = data.get("scenarios", {}).get("http", {}).get("servers", {})
     if not servers:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # One panel per transport; runs saved before the transport option are SSE.
+    transports = sorted(
+        {
+            run.get("transport", "sse")
+            for s in servers.values()
+            for run in s.get("latency", {}).values()
+        }
+        or {"sse"},
+        key=lambda t: (t != "sse", t),
+    )
+    fig, axes = plt.subplots(
+        1, len(transports), figsize=(7 * len(transports), 4.5), sharey=True, squeeze=False
+    )
     styles = {"aura": "-", "peer": "--"}
-    for name, server in sorted(servers.items()):
-        for key, run in server.get("latency", {}).items():
-            points = run.get("latency_cdf") or []
-            if not points:
-                continue
-            xs = [max(p[0], 0.01) for p in points]
-            ys = [p[1] for p in points]
-            label = f"{'aura-actors' if name == 'aura' else 'peer (FastAPI)'} {key}"
-            ax.plot(xs, ys, styles.get(name, "-"), label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("delivery latency, report → client parse (ms, log)")
-    ax.set_ylabel("fraction of events")
-    ax.set_title("SSE delivery latency CDF")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    for ax, transport in zip(axes[0], transports, strict=True):
+        label_of = _TRANSPORT_LABELS.get(transport, transport)
+        for name, server in sorted(servers.items()):
+            for key, run in server.get("latency", {}).items():
+                points = run.get("latency_cdf") or []
+                if not points or run.get("transport", "sse") != transport:
+                    continue
+                xs = [max(p[0], 0.01) for p in points]
+                ys = [p[1] for p in points]
+                shown = key if key.startswith(label_of) else f"{label_of} {key}"
+                label = f"{'aura-actors' if name == 'aura' else 'peer (FastAPI)'} {shown}"
+                ax.plot(xs, ys, styles.get(name, "-"), label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("delivery latency, report → client parse (ms, log)")
+        ax.set_title(f"{label_of} delivery latency CDF")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("fraction of events")
     path = out / "latency_cdf.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -13,7 +13,9 @@ one JSON object on stdout (progress goes to stderr). Scenarios:
     event id's ``unixMillis`` part (the moment the server stamped the report;
     both processes read the same wall clock). Events stamped before the
     client's stream opened (replayed history) are not counted. Server CPU and RSS are sampled
-    from ``/proc/<pid>`` at the window's ends.
+    from ``/proc/<pid>`` at the window's ends. With ``transport`` ``"ws"`` the
+    clients are WebSocket clients of ``GET /api/jobs/{id}/ws`` (:mod:`bench.http.ws`)
+    instead of SSE clients; the latency is computed the same way.
 ``idle``
     Opens ``steps`` (e.g. ``[1000, 5000]``) idle SSE connections to quiet jobs,
     and reports the server's RSS growth per open connection at each step.
@@ -35,6 +37,7 @@ from typing import Any
 import trio
 
 from bench.http.wire import SseStream, id_millis, open_sse, request
+from bench.http.ws import WsStream, open_ws
 from bench.procstat import ProcSample, cpu_percent, sample
 from bench.stats import cdf_points, summarize
 
@@ -144,11 +147,26 @@ async def _open_stream(port: int, job_id: str, limiter: trio.CapacityLimiter) ->
     return stream
 
 
+async def _open_ws_stream(port: int, job_id: str, limiter: trio.CapacityLimiter) -> WsStream:
+    """The WebSocket variant of :func:`_open_stream` (refusal: ``WsHandshakeError``)."""
+    async with limiter:
+        return await open_ws(HOST, port, f"/api/jobs/{job_id}/ws")
+
+
 async def _reader(
-    port: int, job_id: str, silent: bool, recorder: Recorder, limiter: trio.CapacityLimiter
+    port: int,
+    job_id: str,
+    silent: bool,
+    recorder: Recorder,
+    limiter: trio.CapacityLimiter,
+    transport: str = "sse",
 ) -> None:
     try:
-        stream = await _open_stream(port, job_id, limiter)
+        stream: SseStream | WsStream
+        if transport == "ws":
+            stream = await _open_ws_stream(port, job_id, limiter)
+        else:
+            stream = await _open_stream(port, job_id, limiter)
     except (OSError, RuntimeError):
         recorder.settle(False)
         return
@@ -177,6 +195,7 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
     """The ``latency`` scenario (see the module docstring)."""
     jobs, clients, window = config["jobs"], config["clients"], config["window"]
     silent_every = round(1 / config["silent"]) if config.get("silent") else 0
+    transport = config.get("transport", "sse")
     params = {"stages": 1, "ticks": 100_000, "tickSeconds": config["tick_seconds"]}
     log(f"creating {jobs} jobs")
     phase = time.monotonic()
@@ -186,11 +205,12 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
     limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
     result: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
-        log(f"opening {clients} event streams")
+        log(f"opening {clients} event streams ({transport})")
         connect_start = time.monotonic()
         for index in range(clients):
             silent = bool(silent_every) and index % silent_every == silent_every - 1
-            nursery.start_soon(_reader, port, ids[index % len(ids)], silent, recorder, limiter)
+            job_id = ids[index % len(ids)]
+            nursery.start_soon(_reader, port, job_id, silent, recorder, limiter, transport)
         await recorder.wait_for(clients)
         result["connect_seconds"] = time.monotonic() - connect_start
         await trio.sleep(config.get("warmup", 1.0))
@@ -208,6 +228,7 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
     await cancel_jobs(port, ids)
     latencies = recorder.latencies_ms
     result.update(
+        transport=transport,
         create_seconds=create_seconds,
         cancel_all_seconds=time.monotonic() - phase,
         jobs=jobs,

@@ -26,7 +26,10 @@ JsonDict = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class LatencyRun:
-    """One delivery-latency run: jobs, clients, the silent fraction, window and tick."""
+    """One delivery-latency run: jobs, clients, the silent fraction, window and tick.
+
+    ``transport`` is ``"sse"`` (``GET .../events``) or ``"ws"`` (``GET .../ws``).
+    """
 
     jobs: int
     clients: int
@@ -34,11 +37,17 @@ class LatencyRun:
     window: float = 5.0
     tick_seconds: float = 0.1
     warmup: float = 1.0
+    transport: str = "sse"
+
+    @property
+    def transport_label(self) -> str:
+        """``SSE`` or ``WebSocket``."""
+        return "WebSocket" if self.transport == "ws" else "SSE"
 
     @property
     def key(self) -> str:
-        """A short name, e.g. ``J=100 C=1000 silent=10%``."""
-        text = f"J={self.jobs} C={self.clients}"
+        """A short name, e.g. ``SSE J=100 C=1000 silent=10%`` or ``WebSocket J=100 C=1000``."""
+        text = f"{self.transport_label} J={self.jobs} C={self.clients}"
         return text + (f" silent={self.silent:.0%}" if self.silent else "")
 
 
@@ -104,6 +113,7 @@ def _run_server(spec: ServerSpec, plan: HttpPlan) -> JsonDict:
                 "window": run.window,
                 "tick_seconds": run.tick_seconds,
                 "warmup": run.warmup,
+                "transport": run.transport,
             }
             timeout = 120 + run.window + run.clients / 20
             result = _loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
@@ -194,7 +204,8 @@ def _add_rows(results: RunResults, plan: HttpPlan, servers: JsonDict) -> None:
                 (
                     r
                     for r in plan.latency
-                    if (r.jobs, r.clients) == (run.jobs, run.clients) and not r.silent
+                    if (r.jobs, r.clients, r.transport) == (run.jobs, run.clients, run.transport)
+                    and not r.silent
                 ),
                 None,
             )

@@ -10,6 +10,10 @@ plainly and without handicaps. It serves the benchmark's subset of the contract
 - ``GET /api/jobs/{id}/events`` → SSE: the job's history, then live, until the
   terminal event (``Last-Event-ID`` honoured);
 - ``POST /api/jobs/{id}/cancel`` → 202, or 409 when the job has ended;
+- ``GET /api/jobs/{id}/ws`` → WebSocket (CONTRACT.md section 5): one text frame
+  ``{"id", "event", "data"}`` per event, the same ids as SSE (``lastEventId``
+  query honoured), ``{"action": "cancel"}`` from the client cancels; closed with
+  1000 after the terminal event, 4404 for an unknown job;
 - ``GET /api/health``.
 
 Each event is JSON-encoded once when published. Event ids are
@@ -35,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -305,6 +309,75 @@ async def job_events(
         ping=10,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _ws_text(event: ServerSentEvent) -> str:
+    """The WebSocket message of one event: ``{"id","event","data"}`` (data already JSON)."""
+    return f'{{"id":"{event.id}","event":"{event.event}","data":{event.data}}}'
+
+
+async def _ws_client_messages(websocket: WebSocket, job: Job) -> None:
+    """Read the client's messages until it goes away: ``{"action": "cancel"}`` cancels."""
+    while True:
+        text = await websocket.receive_text()
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and message.get("action") == "cancel":
+            if job.task is not None and job.status not in TERMINAL_STATUSES:
+                job.task.cancel()
+            continue
+        error = {"code": "bad_message", "message": 'send {"action": "cancel"}', "jobId": job.id}
+        await websocket.send_text(json.dumps({"id": None, "event": "error", "data": error}))
+
+
+async def _ws_events(websocket: WebSocket, job: Job, after: str | None) -> int:
+    """Send history then live events; return the close code."""
+    queue: asyncio.Queue[ServerSentEvent | None] = asyncio.Queue(QUEUE_SIZE)
+    history = list(job.history)
+    live = job.status not in TERMINAL_STATUSES
+    if live:
+        job.subscribers.add(queue)
+    try:
+        last = _id_pair(after) if after else None
+        for event in history:
+            if last is None or _id_pair(str(event.id)) > last:
+                await websocket.send_text(_ws_text(event))
+        while live:
+            live_event = await queue.get()
+            if live_event is None:
+                break
+            await websocket.send_text(_ws_text(live_event))
+    finally:
+        job.subscribers.discard(queue)
+    # 1013 (try again later) when this subscriber was dropped for falling behind.
+    return 1000 if job.status in TERMINAL_STATUSES else 1013
+
+
+@app.websocket("/api/jobs/{job_id}/ws")
+async def job_ws(
+    websocket: WebSocket,
+    job_id: str,
+    last_event_id: str | None = Query(default=None, alias="lastEventId"),
+) -> None:
+    """The job's events over WebSocket, one text frame each; the client may cancel."""
+    await websocket.accept()
+    job = JOBS.get(job_id)
+    if job is None:
+        await websocket.close(4404, "job not found")
+        return
+    sender = asyncio.create_task(_ws_events(websocket, job, last_event_id))
+    receiver = asyncio.create_task(_ws_client_messages(websocket, job))
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, receiver):
+            task.cancel()
+        await asyncio.gather(sender, receiver, return_exceptions=True)
+    if sender.done() and not sender.cancelled() and sender.exception() is None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(sender.result())
 
 
 def main(argv: list[str] | None = None) -> int:
