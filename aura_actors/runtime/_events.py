@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ._ids import EventId
 
 JsonObject = dict[str, Any]
+
+_View = TypeVar("_View")
 
 
 class EventType(enum.StrEnum):
@@ -50,6 +53,7 @@ class Event:
     job_id: str | None = None
     owner: str | None = None
     _json: str | None = field(default=None, repr=False)
+    _views: dict[Callable[[Event], Any], Any] | None = field(default=None, repr=False)
 
     @property
     def data_json(self) -> str:
@@ -57,6 +61,25 @@ class Event:
         if self._json is None:
             self._json = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
         return self._json
+
+    def encoded(self, encode: Callable[[Event], _View]) -> _View:
+        """``encode(self)``, computed on first use and shared by every later caller.
+
+        An outer layer's wire form of the event (an SSE frame, a WebSocket
+        message) is the same for every subscriber, so it is built once per
+        event and per ``encode`` function (the cache key), however many
+        subscribers send it. Like :attr:`data_json`, it assumes ``data`` is not
+        changed once the event has been published.
+        """
+        views = self._views
+        if views is None:
+            views = self._views = {}
+        else:
+            view = views.get(encode, _MISSING)
+            if view is not _MISSING:
+                return view  # type: ignore[no-any-return]
+        view = views[encode] = encode(self)
+        return view
 
     @property
     def id_text(self) -> str | None:
@@ -66,6 +89,9 @@ class Event:
     def to_message(self) -> JsonObject:
         """The WebSocket view: ``{"id", "event", "data"}``."""
         return {"id": self.id_text, "event": self.type.value, "data": self.data}
+
+
+_MISSING: Any = object()
 
 
 def stream_error(code: str, message: str, job_id: str | None = None) -> Event:

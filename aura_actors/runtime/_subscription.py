@@ -188,15 +188,17 @@ class Subscription:
         A checkpoint; if cancelled, no event is lost.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        parked = False
         while True:
             batch = self._take(max_events)
-            if batch:
-                await trio.lowlevel.cancel_shielded_checkpoint()
+            if batch or self._ended:
+                # Parking was a checkpoint already; a second one would only cost a
+                # trip through the scheduler (and the reader's whole await stack).
+                if not parked:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return batch
-            if self._ended:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return []
             await self._lot.park()
+            parked = True
 
     def __aiter__(self) -> Subscription:
         return self

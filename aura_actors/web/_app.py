@@ -22,6 +22,7 @@ from ._openapi import ApiDocsProvider
 from ._pages import register_page_routes
 from ._rest import register_rest_routes
 from ._settings import ServerSettings
+from ._sse_asgi import SseFastPath
 from ._sse_routes import register_sse_routes
 from ._ws_routes import register_ws_routes
 
@@ -70,6 +71,11 @@ def create_app(
     register_ws_routes(app, context)
     register_page_routes(app, context)
     app.asgi_app = AsgiGuard(app.asgi_app)  # type: ignore[method-assign]
+    # Outermost: a successful SSE stream skips Quart (and the guard, which a GET
+    # without a body never needs); anything else falls through to both.
+    app.asgi_app = SseFastPath(  # type: ignore[method-assign]
+        app.asgi_app, context, settings.cors_origins
+    )
     return app
 
 
@@ -127,7 +133,16 @@ class AsgiGuard:
             return message
 
         async def guarded_send(message: Any) -> None:
-            if message["type"] == "http.response.start" and not body_done.is_set():
+            kind = message["type"]
+            if kind == "websocket.send" or (
+                kind == "http.response.body" and message.get("more_body", False)
+            ):
+                # A streaming chunk (an SSE frame, a WebSocket message) is one write
+                # that Hypercorn already shields, and it never closes the connection:
+                # cancelled, it has either not started or fully happened. No shield.
+                await send(message)
+                return
+            if kind == "http.response.start" and not body_done.is_set():
                 with trio.move_on_after(LINGER_SECONDS):
                     await body_done.wait()
             with trio.CancelScope(shield=True):

@@ -22,10 +22,40 @@ SSE_HEADERS = {
 
 _encoder = SseEncoder()
 
+KEEPALIVE_FRAME = _encoder.comment("keep-alive")
+
+
+def sse_retry_frame(retry_ms: int) -> bytes:
+    """The ``retry:`` line a stream opens with."""
+    return _encoder.retry(retry_ms)
+
+
+def _encode_frame(event: Event) -> bytes:
+    data = event.data_json
+    if event.id is not None and "\n" not in data and "\r" not in data:
+        # The usual case, byte for byte what the encoder makes of it, without its
+        # general line splitting and checks: an id's text and an event type never
+        # hold CR or LF, and compact JSON escapes them.
+        try:
+            return f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n".encode()
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the encoder says so in its own terms
+    return _encoder.event(data, event=event.type.value, id=event.id_text)
+
 
 def encode_event(event: Event) -> bytes:
-    """One event as an SSE frame: ``id:`` (when it has one), ``event:``, ``data:``."""
-    return _encoder.event(event.data_json, event=event.type.value, id=event.id_text)
+    """One event as an SSE frame: ``id:`` (when it has one), ``event:``, ``data:``.
+
+    Encoded once per event and shared by every stream that sends it.
+    """
+    return event.encoded(_encode_frame)
+
+
+def encode_batch(batch: list[Event]) -> bytes:
+    """The SSE frames of ``batch``, back to back."""
+    if len(batch) == 1:
+        return batch[0].encoded(_encode_frame)
+    return b"".join([event.encoded(_encode_frame) for event in batch])
 
 
 async def sse_body(
@@ -40,15 +70,16 @@ async def sse_body(
     with subscribe() as subscription:
         yield _encoder.retry(retry_ms)
         while True:
-            batch: list[Event] | None = None
-            with trio.move_on_after(keepalive):
+            # A bare scope: ``move_on_after`` adds a generator-based context manager.
+            quiet = trio.CancelScope(deadline=trio.current_time() + keepalive)
+            with quiet:
                 batch = await subscription.receive_batch()
-            if batch is None:
-                yield _encoder.comment("keep-alive")
+            if quiet.cancelled_caught:
+                yield KEEPALIVE_FRAME
             elif not batch:
                 return
             else:
-                yield b"".join(encode_event(event) for event in batch)
+                yield encode_batch(batch)
 
 
 def _stream_response(body: AsyncIterator[bytes]) -> Response:

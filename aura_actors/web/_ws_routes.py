@@ -25,10 +25,14 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-def event_message(event: Event) -> str:
-    """``{"id", "event", "data"}`` as text, reusing the event's encoded data."""
+def _encode_message(event: Event) -> str:
     event_id = "null" if event.id is None else f'"{event.id}"'
     return f'{{"id":{event_id},"event":"{event.type.value}","data":{event.data_json}}}'
+
+
+def event_message(event: Event) -> str:
+    """``{"id", "event", "data"}`` as text, encoded once per event and shared."""
+    return event.encoded(_encode_message)
 
 
 def error_message(code: str, message: str, job_id: str | None = None) -> str:

@@ -1,0 +1,149 @@
+"""The SSE/WebSocket delivery path's own pieces: shared encodings, the keep-alive loop, writes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from aura_actors.protocol import SseEncoder
+from aura_actors.runtime import Event, EventId, EventType, Subscription, stream_error
+from aura_actors.web._server import _send_all, _write_now
+from aura_actors.web._sse_asgi import _send_events
+from aura_actors.web._sse_routes import KEEPALIVE_FRAME, encode_batch, encode_event
+from aura_actors.web._ws_routes import event_message
+
+
+def progress(counter: int, job_id: str = "j1") -> Event:
+    data = {"jobId": job_id, "step": "Script", "progressPct": counter, "message": "é"}
+    return Event(EventId(1_700_000_000_000, counter), EventType.STEP_PROGRESS, data, job_id)
+
+
+def test_an_sse_frame_is_encoded_once_and_shared() -> None:
+    event = progress(1)
+    frame = encode_event(event)
+    assert frame == SseEncoder().event(event.data_json, event="step-progress", id="1700000000000-1")
+    assert encode_event(event) is frame, "every subscriber sends the same bytes object"
+    assert encode_batch([event]) is frame
+    other = progress(2)
+    assert encode_batch([event, other]) == frame + encode_event(other)
+
+
+def test_a_websocket_message_is_encoded_once_and_apart_from_the_sse_frame() -> None:
+    event = progress(3)
+    frame = encode_event(event)
+    message = event_message(event)
+    assert json.loads(message) == {
+        "id": "1700000000000-3",
+        "event": "step-progress",
+        "data": event.data,
+    }
+    assert event_message(event) is message
+    assert encode_event(event) is frame, "each view has its own cache entry"
+    error = stream_error("subscriber_overflow", "behind", "j1")
+    assert json.loads(event_message(error))["id"] is None
+    assert b"id:" not in encode_event(error)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"jobId": "j1", "message": "plain"},
+        {"jobId": "j1", "message": "line\nbreak\r\nand \u2028 \u0085 é 😀"},
+        {"jobId": "j1", "nested": {"list": [1, 2.5, None, True]}},
+    ],
+)
+def test_the_fast_frame_is_byte_for_byte_the_encoder_s(data: dict[str, Any]) -> None:
+    for event in (
+        Event(EventId(1_700_000_000_123, 7), EventType.WARNING, data, "j1"),
+        Event(None, EventType.ERROR, data, "j1"),
+    ):
+        expected = SseEncoder().event(event.data_json, event=event.type.value, id=event.id_text)
+        assert encode_event(event) == expected
+
+
+def test_encoded_caches_per_function_and_computes_once() -> None:
+    event = progress(4)
+    calls: list[Event] = []
+
+    def view(e: Event) -> str:
+        calls.append(e)
+        return f"view of {e.id}"
+
+    assert event.encoded(view) == "view of 1700000000000-4"
+    assert event.encoded(view) == "view of 1700000000000-4"
+    assert calls == [event]
+    assert event.encoded(lambda e: None) is None  # a None view is cached too
+
+
+def subscription_of(events: list[Event]) -> Subscription:
+    return Subscription(replay=events, max_buffer=100, on_close=lambda sub: None)
+
+
+async def test_send_events_sends_batches_keepalives_when_quiet_and_stops_at_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    subscription = subscription_of([progress(1), progress(2)])
+    sent: list[tuple[float, bytes]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        assert message["type"] == "http.response.body" and message["more_body"] is True
+        sent.append((trio.current_time(), message["body"]))
+        await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_send_events, subscription, send, 10.0)
+        await trio.sleep(25)  # quiet: keep-alives at 10 and 20
+        subscription.offer(progress(3))
+        await trio.sleep(5)
+        subscription.end()
+    bodies = [body for _, body in sent]
+    assert bodies[1:3] == [KEEPALIVE_FRAME, KEEPALIVE_FRAME]
+    assert b"1700000000000-1" in bodies[0] and b"1700000000000-2" in bodies[0]
+    assert b"1700000000000-3" in bodies[3]
+    assert [round(t) for t, _ in sent] == [0, 10, 20, 25]
+
+
+async def test_a_keepalive_never_interrupts_a_write(autojump_clock: trio.testing.MockClock) -> None:
+    """A write slower than the keep-alive interval is not cancelled, and nothing is lost."""
+    subscription = subscription_of([progress(1)])
+    sent: list[bytes] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await trio.sleep(30)  # three keep-alive intervals
+        sent.append(message["body"])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_send_events, subscription, slow_send, 10.0)
+        await trio.sleep(1)
+        subscription.offer(progress(2))
+        await trio.sleep(100)
+        subscription.end()
+    events = b"".join(body for body in sent if body != KEEPALIVE_FRAME)
+    assert events == encode_event(progress(1)) + encode_event(progress(2))
+
+
+async def test_writes_arrive_whole_and_in_order_even_when_the_buffer_is_full() -> None:
+    left, right = trio.socket.socketpair()
+    payloads = [bytes([index]) * size for index, size in enumerate((10, 3_000_000, 7, 500_000))]
+    received = bytearray()
+
+    async def read_all() -> None:
+        while len(received) < sum(map(len, payloads)):
+            await trio.sleep(0.001)  # a slow reader: the writer's buffer fills up
+            received.extend(await right.recv(65536))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all)
+        for payload in payloads:
+            sent = _write_now(left, payload)
+            if sent < len(payload):
+                await _send_all(left, memoryview(payload)[sent:])
+    assert bytes(received) == b"".join(payloads)
+    left.close()
+    with pytest.raises(trio.ClosedResourceError):
+        _write_now(left, b"x")
+    right.close()
