@@ -108,6 +108,14 @@ def _targets(data: JsonDict) -> str:
     return "## Targets\n\n" + "\n".join(lines) + "\n"
 
 
+#: Hand-written analysis of the latest full run, included as it is.
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
+
+
+def _analysis() -> str:
+    return "\n" + ANALYSIS.read_text(encoding="utf-8") if ANALYSIS.is_file() else ""
+
+
 def render(data: JsonDict, plot_dir: str) -> str:
     """The Markdown page for one results file, with plots under ``plot_dir`` (relative)."""
     meta = data.get("meta", {})
@@ -132,6 +140,7 @@ def render(data: JsonDict, plot_dir: str) -> str:
         + render_markdown(measures)
         + "\n\n"
         + _targets(data)
+        + _analysis()
         + "\n## Plots\n\n"
         + plots
         + "\n\n"
