@@ -34,6 +34,7 @@ from ._errors import ApiError
 from ._sse_routes import KEEPALIVE_FRAME, SSE_HEADERS, encode_batch, sse_retry_frame
 
 request_logger = logging.getLogger("aura_actors.requests")
+error_logger = logging.getLogger("aura_actors.server")
 
 ASGIApp = Callable[[Any, Any, Any], Any]
 
@@ -72,7 +73,12 @@ class SseFastPath:
         except _Fallback:
             await self.app(scope, receive, send)
             return
-        await self._stream(scope, receive, send, subscribe, started)
+        try:
+            await self._stream(scope, receive, send, subscribe, started)
+        except Exception:
+            # Hypercorn's error log is off (its lines would carry query tokens): say it here.
+            error_logger.exception("sse stream failed", extra={"path": scope["path"]})
+            raise
 
     # -- deciding ----------------------------------------------------------------
 
