@@ -630,3 +630,28 @@ async def test_auth_asks_for_a_token_and_works_with_it(tmp_path: Path) -> None:
             assert page.evaluate("localStorage.getItem('aura-actors.token')") is None
 
         await in_browser(scenario)
+
+
+async def test_a_job_the_new_server_never_heard_of_shows_lost(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        slot = RestartableServer(nursery, tmp_path / "first")
+        await slot.start()
+
+        def scenario(page: Page) -> None:
+            page.goto(slot.url)
+            expect_live(page)
+            old = page.request.post(f"{slot.url}/api/jobs", data=video("Before the move", 60))
+            old_card = card_by_id(page, old.json()["id"])
+            wait_progress_above(page, old_card, 0)
+            trio.from_thread.run(slot.kill)
+            expect(page.locator("#connection")).not_to_have_attribute("data-state", "live")
+            # The new server starts on another data dir: it has no record of the job.
+            slot.data_dir = tmp_path / "second"
+            trio.from_thread.run(slot.start)
+            expect_live(page, timeout=20_000)
+            expect(old_card.locator(".badge")).to_have_text("Lost")
+            expect(cancel_button(old_card)).to_have_count(0)
+            expect(old_card.locator(".message")).to_contain_text("no longer knows this job")
+
+        await in_browser(scenario)
+        await slot.terminate()
