@@ -7,12 +7,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 from . import __version__
 from .commands import add_client_commands
+
+T = TypeVar("T")
 
 #: Exit codes shared by every command.
 EXIT_OK = 0
@@ -25,36 +27,28 @@ def _env(name: str, convert: Callable[[str], Any] = str, default: Any = None) ->
         return default
     try:
         return convert(raw)
-    except ValueError:
-        raise SystemExit(f"aura-actors: invalid value for AURA_{name}: {raw!r}") from None
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise SystemExit(f"aura-actors: invalid value for AURA_{name}: {raw!r} ({exc})") from None
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _checked(
+    convert: Callable[[str], T], valid: Callable[[T], bool], problem: str
+) -> Callable[[str], T]:
+    """An argparse ``type`` converting with ``convert`` and refusing what is not ``valid``."""
+
+    def parse(text: str) -> T:
+        value = convert(text)
+        if not valid(value):  # also refuses NaN, which compares false with everything
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
+_positive_int = _checked(int, lambda value: value >= 1, "must be at least 1")
+_non_negative_int = _checked(int, lambda value: value >= 0, "must not be negative")
+_positive_float = _checked(float, lambda value: value > 0, "must be positive")
+_non_negative_float = _checked(float, lambda value: value >= 0, "must not be negative")
 
 
 def _add_serve(subparsers: Any) -> None:

@@ -27,11 +27,18 @@ from urllib.parse import parse_qsl
 
 import trio
 
-from ..runtime import EventId, RuntimeRefusal, Subscription
+from ..runtime import RuntimeRefusal, Subscription
 from ._context import ServerContext, parse_last_event_id
 from ._cors import EXPOSED_HEADERS
 from ._errors import ApiError
-from ._sse_routes import KEEPALIVE_FRAME, SSE_HEADERS, encode_batch, sse_retry_frame
+from ._sse_routes import (
+    KEEPALIVE_FRAME,
+    SSE_HEADERS,
+    encode_batch,
+    plan_all_stream,
+    plan_job_stream,
+    sse_retry_frame,
+)
 
 request_logger = logging.getLogger("aura_actors.requests")
 error_logger = logging.getLogger("aura_actors.server")
@@ -103,20 +110,14 @@ class SseFastPath:
             after = parse_last_event_id(
                 _text(headers.get(b"last-event-id")), query.get("lastEventId")
             )
-            if job_match is not None:
-                job = runtime.get(job_match.group(1), owner=user)
-                if job.status.is_terminal:
-                    raise _Fallback  # a 204 or the replay of a finished job: rare, Quart's
-                job_id = job.id
-                return lambda: runtime.subscribe_job(job_id, owner=user, after=after)
-            if after is None:
-                after = runtime.broadcaster.last_id or EventId(0, 0)
-            if runtime.shutting_down:
-                raise _Fallback
-            resume_after = after
-            return lambda: runtime.subscribe_all(owner=user, after=resume_after)
+            if job_match is None:
+                return plan_all_stream(runtime, user=user, after=after)
+            subscribe = plan_job_stream(runtime, job_match.group(1), user=user, after=after)
         except (ApiError, RuntimeRefusal):
             raise _Fallback from None
+        if subscribe is None:
+            raise _Fallback  # a 204: Quart's
+        return subscribe
 
     # -- streaming ---------------------------------------------------------------
 

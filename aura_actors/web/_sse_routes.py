@@ -9,7 +9,7 @@ from quart import Quart, Response, request
 from quart_schema import document_querystring, document_response
 
 from ..protocol import SseEncoder
-from ..runtime import Event, EventId, Subscription
+from ..runtime import Event, EventId, Runtime, Subscription
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
 from ._schemas import ErrorResponse, StreamQuery
@@ -82,6 +82,39 @@ async def sse_body(
                 yield encode_batch(batch)
 
 
+Subscribe = Callable[[], Subscription]
+
+
+def plan_job_stream(
+    runtime: Runtime, job_id: str, *, user: str | None, after: EventId | None
+) -> Subscribe | None:
+    """How to stream one job's events, or ``None`` when there is nothing more to say (204).
+
+    ``None`` when the job has ended and ``after`` is its terminal event (or
+    later), or its history is gone. Raises ``JobNotFound``. Shared by the
+    Quart route and the fast path, so both answer alike.
+    """
+    job = runtime.get(job_id, owner=user)
+    if job.status.is_terminal:
+        history = runtime.broadcaster.history(job.id)
+        terminal_id = history.terminal_id if history is not None else None
+        if terminal_id is None or (after is not None and after >= terminal_id):
+            return None
+    return lambda: runtime.subscribe_job(job.id, owner=user, after=after)
+
+
+def plan_all_stream(runtime: Runtime, *, user: str | None, after: EventId | None) -> Subscribe:
+    """How to stream every job of ``user``: after ``after``, or from this moment.
+
+    Raises a 503 :class:`ApiError` while shutting down.
+    """
+    if runtime.shutting_down:
+        raise ApiError(503, "shutting_down", "the server is shutting down")
+    # "History since connect": everything after the newest id at this moment.
+    resume_after = after if after is not None else runtime.broadcaster.last_id or EventId(0, 0)
+    return lambda: runtime.subscribe_all(owner=user, after=resume_after)
+
+
 def _stream_response(body: AsyncIterator[bytes]) -> Response:
     response = Response(body, status=200, headers=SSE_HEADERS)
     response.timeout = None
@@ -108,20 +141,14 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
         204 when the last event id is the job's terminal event (or later), so
         an EventSource stops reconnecting.
         """
-        user = context.current_user()
-        after = last_event_id()
-        job = runtime.get(job_id, owner=user)
-        history = runtime.broadcaster.history(job.id)
-        if job.status.is_terminal:
-            terminal_id = history.terminal_id if history is not None else None
-            if terminal_id is None or (after is not None and after >= terminal_id):
-                return Response(b"", status=204)
-        body = sse_body(
-            lambda: runtime.subscribe_job(job.id, owner=user, after=after),
-            retry_ms=settings.sse_retry_ms,
-            keepalive=settings.keepalive,
+        subscribe = plan_job_stream(
+            runtime, job_id, user=context.current_user(), after=last_event_id()
         )
-        return _stream_response(body)
+        if subscribe is None:
+            return Response(b"", status=204)
+        return _stream_response(
+            sse_body(subscribe, retry_ms=settings.sse_retry_ms, keepalive=settings.keepalive)
+        )
 
     @app.get("/api/events")
     @document_querystring(StreamQuery)
@@ -129,17 +156,7 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
     @document_response(ErrorResponse, 503)
     async def all_events() -> Response:
         """Every job of the caller as one SSE stream; never ends on its own."""
-        user = context.current_user()
-        after = last_event_id()
-        if after is None:
-            # "History since connect": everything after the newest id at this moment.
-            after = runtime.broadcaster.last_id or EventId(0, 0)
-        if runtime.shutting_down:
-            raise ApiError(503, "shutting_down", "the server is shutting down")
-        resume_after = after
-        body = sse_body(
-            lambda: runtime.subscribe_all(owner=user, after=resume_after),
-            retry_ms=settings.sse_retry_ms,
-            keepalive=settings.keepalive,
+        subscribe = plan_all_stream(runtime, user=context.current_user(), after=last_event_id())
+        return _stream_response(
+            sse_body(subscribe, retry_ms=settings.sse_retry_ms, keepalive=settings.keepalive)
         )
-        return _stream_response(body)
