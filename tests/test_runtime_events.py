@@ -8,6 +8,7 @@ from datetime import datetime
 import trio
 import trio.testing
 from conftest import FnPipeline, RuntimeFactory, job_events
+from support.contract import EVENT_DATA_KEYS, SNAPSHOT_KEYS
 
 from aura_actors.runtime import (
     Event,
@@ -19,39 +20,7 @@ from aura_actors.runtime import (
     stream_error,
 )
 
-DATA_KEYS = {
-    EventType.JOB_STATUS: {"status", "previousStatus", "stage", "progressPct"},
-    EventType.STEP_STATUS: {"step", "stepIndex", "totalSteps", "state"},
-    EventType.STEP_PROGRESS: {
-        "step",
-        "progressPct",
-        "stepProgressPct",
-        "message",
-        "etaSeconds",
-        "currentItem",
-        "totalItems",
-    },
-    EventType.JOB_COMPLETED: {"artifacts", "durationSeconds"},
-    EventType.JOB_FAILED: {"step", "errorMessage", "errors", "logs"},
-    EventType.JOB_CANCELLED: {"step", "message"},
-    EventType.WARNING: {"step", "message"},
-}
-SNAPSHOT_KEYS = {
-    "id",
-    "pipeline",
-    "params",
-    "status",
-    "stage",
-    "progressPct",
-    "message",
-    "etaSeconds",
-    "createdAt",
-    "startedAt",
-    "finishedAt",
-    "artifacts",
-    "error",
-    "lastEventId",
-}
+DATA_KEYS = {EventType(name): keys for name, keys in EVENT_DATA_KEYS.items()}
 
 
 def _artifact_pipeline() -> FnPipeline:

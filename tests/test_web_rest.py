@@ -11,27 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from support.contract import SNAPSHOT_KEYS
 from support.servers import InProcessServer, run_server
 from support.streams import open_sse, raw_request, read_sse
 
 from aura_actors.web import ServerSettings
 
-SNAPSHOT_KEYS = {
-    "id",
-    "pipeline",
-    "params",
-    "status",
-    "stage",
-    "progressPct",
-    "message",
-    "etaSeconds",
-    "createdAt",
-    "startedAt",
-    "finishedAt",
-    "artifacts",
-    "error",
-    "lastEventId",
-}
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
 EVENT_ID = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)")
 MIB = 1024 * 1024

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from support.contract import EVENT_DATA_KEYS
 from support.servers import InProcessServer, run_server
 from support.streams import (
     Ev,
@@ -28,24 +29,7 @@ from support.streams import (
 
 from aura_actors.web import ServerSettings
 
-DATA_KEYS = {
-    "job-status": {"jobId", "status", "previousStatus", "stage", "progressPct"},
-    "step-status": {"jobId", "step", "stepIndex", "totalSteps", "state"},
-    "step-progress": {
-        "jobId",
-        "step",
-        "progressPct",
-        "stepProgressPct",
-        "message",
-        "etaSeconds",
-        "currentItem",
-        "totalItems",
-    },
-    "job-completed": {"jobId", "artifacts", "durationSeconds"},
-    "job-failed": {"jobId", "step", "errorMessage", "errors", "logs"},
-    "job-cancelled": {"jobId", "step", "message"},
-    "warning": {"jobId", "step", "message"},
-}
+DATA_KEYS = {name: {"jobId", *keys} for name, keys in EVENT_DATA_KEYS.items()}
 QUICK = {"pipeline": "synthetic", "params": {"stages": 2, "ticks": 3, "tickSeconds": 0}}
 WAITING = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSeconds": 600}}
 
