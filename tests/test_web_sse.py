@@ -13,12 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from support.contract import EVENT_DATA_KEYS
+from support.contract import EVENT_DATA_KEYS, QUICK_JOB, WAITING_JOB
 from support.servers import InProcessServer, run_server
 from support.streams import (
     Ev,
     RawHttp,
     assert_strictly_increasing,
+    create_job,
     open_sse,
     parse_sse_wire,
     raw_request,
@@ -30,8 +31,7 @@ from support.streams import (
 from aura_actors.web import ServerSettings
 
 DATA_KEYS = {name: {"jobId", *keys} for name, keys in EVENT_DATA_KEYS.items()}
-QUICK = {"pipeline": "synthetic", "params": {"stages": 2, "ticks": 3, "tickSeconds": 0}}
-WAITING = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSeconds": 600}}
+QUICK, WAITING = QUICK_JOB, WAITING_JOB
 
 
 def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
@@ -84,10 +84,7 @@ async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def create(client: httpx.AsyncClient, body: Mapping[str, object] = QUICK) -> str:
-    response = await client.post("/api/jobs", json=body)
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["id"]
-    return job_id
+    return await create_job(client, body)
 
 
 async def test_headers_retry_line_and_exact_framing_on_the_wire(

@@ -8,20 +8,21 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trio
 import wsproto.events
+from support.contract import QUICK_JOB, WAITING_JOB
 from support.servers import InProcessServer, run_server, write_tokens
 from support.streams import (
     Ev,
     assert_strictly_increasing,
     compact_progress,
+    create_job,
     open_sse,
     read_sse,
     wait_until,
@@ -30,8 +31,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from aura_actors.web import ServerSettings
 
-QUICK = {"pipeline": "synthetic", "params": {"stages": 2, "ticks": 3, "tickSeconds": 0}}
-WAITING = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSeconds": 600}}
+QUICK, WAITING = QUICK_JOB, WAITING_JOB
 JOB = {"pipeline": "synthetic", "params": {"stages": 3, "ticks": 8, "tickSeconds": 0.01}}
 
 
@@ -75,11 +75,8 @@ async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def create(client: httpx.AsyncClient, body: dict[str, Any] = QUICK) -> str:
-    response = await client.post("/api/jobs", json=body)
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["id"]
-    return job_id
+async def create(client: httpx.AsyncClient, body: Mapping[str, object] = QUICK) -> str:
+    return await create_job(client, body)
 
 
 async def test_one_text_frame_per_event_then_close_1000(

@@ -42,3 +42,9 @@ EVENT_DATA_KEYS: dict[str, frozenset[str]] = {
     "job-cancelled": frozenset({"step", "message"}),
     "warning": frozenset({"step", "message"}),
 }
+
+
+#: A synthetic job that finishes at once: two stages of three ticks.
+QUICK_JOB = {"pipeline": "synthetic", "params": {"stages": 2, "ticks": 3, "tickSeconds": 0}}
+#: A synthetic job that waits (one ten-minute tick) until cancelled.
+WAITING_JOB = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSeconds": 600}}

@@ -354,3 +354,11 @@ def parse_sse_wire(body: bytes, *, complete: bool = True) -> WireStream:
         assert error is not None, f"bad SSE block {block!r}"
         items.append(Ev(None, "error", json.loads(error.group("data"))))
     return WireStream(int(first.group(1)), items)
+
+
+async def create_job(client: httpx.AsyncClient, body: Mapping[str, object]) -> str:
+    """``POST /api/jobs`` that must answer 202; the new job's id."""
+    response = await client.post("/api/jobs", json=body)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
