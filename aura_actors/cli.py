@@ -115,7 +115,7 @@ def _add_serve(subparsers: Any) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .runtime import JobStoreError
+    from .runtime import DataDirLocked, SchemaTooNew, StorageUnavailable
     from .web import ServerSettings, TokenFileError, configure_logging, serve
 
     cors = args.cors_origins
@@ -140,7 +140,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     except TokenFileError as exc:
         print(f"aura-actors: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except JobStoreError as exc:
+    except (DataDirLocked, SchemaTooNew, StorageUnavailable) as exc:
         print(f"aura-actors: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -1,33 +1,38 @@
-"""The runtime core: job actors, stages, the broadcaster, the runner, the job store. Pure trio.
+"""The runtime core: job actors, stages, the broadcaster, the runner, the storage seam. Pure trio.
 
 Everything a caller may rely on is re-exported here; the ``_``-modules are private.
 """
 
-from ._broadcaster import HISTORY_TRUNCATED, Broadcaster
+from ._actor import JobActor
+from ._broadcaster import Broadcaster
+from ._config import FsyncMode, RuntimeConfig
+from ._datadir import DataDirLock, DataDirLocked
 from ._errors import (
     InvalidCursor,
     InvalidJobRequest,
     JobAlreadyFinished,
+    JobIsLive,
     JobNotFound,
+    JobNotRetryable,
     QueueFull,
     RuntimeRefusal,
     ShuttingDown,
+    StorageFailing,
     UnknownPipeline,
 )
 from ._events import Event, EventType, JsonObject, stream_error
 from ._history import JobHistory
+from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
-from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job, JobActor
+from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job
+from ._memory_store import MemoryStorage
+from ._open import default_storage, open_runtime
 from ._pipeline import Pipeline, PipelineRegistry
 from ._progress import EtaEstimator, ProgressTracker
-from ._runtime import (
-    ANY_OWNER,
-    STORE_CLOSE_TIMEOUT,
-    JobPage,
-    Runtime,
-    RuntimeConfig,
-    open_runtime,
-)
+from ._records import Commit, JobRecord, LogLine
+from ._runtime import ANY_OWNER, MAX_PAGE, STORE_CLOSE_TIMEOUT, JobPage, Runtime
+from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew
+from ._sqlite_store import SqliteStorage
 from ._stage import Artifact, Stage, StageContext, StageError, StageFunction
 from ._status import (
     ALLOWED_TRANSITIONS,
@@ -36,36 +41,38 @@ from ._status import (
     JobStatus,
     check_transition,
 )
-from ._store import (
-    CANCELED_BY_RESTART,
-    INTERRUPTED,
-    JOBS_FILE,
-    JobStore,
-    JobStoreError,
-    LoadedJobs,
-    StoredJob,
-)
+from ._storage import JobStorage, Recovery, StorageUnavailable
 from ._subscription import SUBSCRIBER_OVERFLOW, Subscription
+
+#: Error code of the event that opens a replay whose oldest events were dropped.
+HISTORY_TRUNCATED = "history_truncated"
+#: Error code of a job that was running when the process running it stopped.
+INTERRUPTED = "interrupted"
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "ANY_OWNER",
-    "CANCELED_BY_RESTART",
     "CANCELED_BY_SHUTDOWN",
     "CANCELED_BY_USER",
     "HISTORY_TRUNCATED",
     "INTERRUPTED",
-    "JOBS_FILE",
+    "MAX_PAGE",
+    "SCHEMA_VERSION",
     "STORE_CLOSE_TIMEOUT",
     "SUBSCRIBER_OVERFLOW",
     "TERMINAL_STATUSES",
     "Artifact",
     "Broadcaster",
+    "Commit",
+    "DataDirLock",
+    "DataDirLocked",
     "EtaEstimator",
     "Event",
     "EventId",
     "EventIdGenerator",
     "EventType",
+    "FsyncMode",
+    "Hub",
     "InvalidCursor",
     "InvalidJobRequest",
     "InvalidTransition",
@@ -73,29 +80,37 @@ __all__ = [
     "JobActor",
     "JobAlreadyFinished",
     "JobHistory",
+    "JobIsLive",
     "JobNotFound",
+    "JobNotRetryable",
     "JobPage",
+    "JobRecord",
     "JobStatus",
-    "JobStore",
-    "JobStoreError",
+    "JobStorage",
     "JsonObject",
-    "LoadedJobs",
+    "LogLine",
+    "MemoryStorage",
     "Pipeline",
     "PipelineRegistry",
     "ProgressTracker",
     "QueueFull",
+    "Recovery",
     "Runtime",
     "RuntimeConfig",
     "RuntimeRefusal",
+    "SchemaTooNew",
     "ShuttingDown",
+    "SqliteStorage",
     "Stage",
     "StageContext",
     "StageError",
     "StageFunction",
-    "StoredJob",
+    "StorageFailing",
+    "StorageUnavailable",
     "Subscription",
     "UnknownPipeline",
     "check_transition",
+    "default_storage",
     "open_runtime",
     "stream_error",
 ]

@@ -1,215 +1,235 @@
-"""The broadcaster actor: ids every event, keeps each job's history, fans out to subscribers."""
+"""The broadcaster actor: ids every event, stores it, then fans it out.
+
+Job actors (and the runtime, for events it makes itself) never publish
+directly: they put :class:`Outgoing` items in the broadcaster's inbox, a trio
+memory channel, with ``send_nowait`` (never blocking). The broadcaster's own
+task takes everything waiting at once, stamps each event with its id, hands
+the whole batch to the storage as one commit, and only once that commit is
+stored offers the events to the hub. So a subscriber never receives an event
+that a crash could lose, and a terminal event is stored before anyone sees it;
+under load the batches grow and the storage commits many events at once.
+"""
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
-from ._events import Event, EventType, JsonObject, stream_error
-from ._history import JobHistory
+from ._events import Event, EventType, JsonObject
+from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
-from ._subscription import Subscription
+from ._records import Commit, JobRecord, LogLine
+from ._storage import JobStorage, StorageUnavailable
 
-_TERMINAL_TYPES = frozenset(t for t in EventType if t.is_terminal)
+if TYPE_CHECKING:
+    from ._job import Job
 
-#: Error code of the event that opens a replay whose oldest events were dropped.
-HISTORY_TRUNCATED = "history_truncated"
+logger = logging.getLogger("aura_actors.broadcaster")
+
+#: Seconds between retries of a failed commit: doubling from the first to the last.
+RETRY_BACKOFF = (0.05, 5.0)
+
+
+@dataclass(slots=True, eq=False)
+class CommitWaiter:
+    """Set once the items it waits for are stored (``error`` is ``None``) or refused."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    error: StorageUnavailable | None = None
+
+    def resolve(self, error: StorageUnavailable | None = None) -> None:
+        self.error = error
+        self.done.set()
+
+
+@dataclass(slots=True, eq=False)
+class Outgoing:
+    """One item of the broadcaster's inbox.
+
+    An event of ``job`` (``event_type`` and ``data``), optionally with the job's
+    snapshot to store and its log lines; ``create`` marks the job's first event,
+    which also inserts its record. An item without a job is a barrier: its
+    ``waiter`` is resolved once everything sent before it is stored.
+    """
+
+    job: Job | None
+    event_type: EventType | None = None
+    data: JsonObject | None = None
+    snapshot: JsonObject | None = None
+    logs: list[LogLine] | None = None
+    create: bool = False
+    waiter: CommitWaiter | None = None
 
 
 class Broadcaster:
-    """Gives every event its id, records it, and offers it to every interested subscriber.
-
-    :meth:`publish` is synchronous and never blocks, so a job never waits for
-    a subscriber. The broadcaster's own task (:meth:`run`) only drops the
-    history of finished jobs once ``history_ttl`` seconds (trio clock) have
-    passed.
-    """
+    """The broadcaster actor. Send with :meth:`send`; run :meth:`run` in a nursery."""
 
     def __init__(
         self,
+        storage: JobStorage,
+        hub: Hub,
         *,
-        history_ttl: float = 3600.0,
-        max_history_events: int = 10_000,
-        subscriber_buffer: int = 1024,
         id_generator: EventIdGenerator | None = None,
+        max_batch: int = 2048,
     ) -> None:
-        self.history_ttl = history_ttl
-        self.max_history_events = max_history_events
-        self.subscriber_buffer = subscriber_buffer
+        self.storage = storage
+        self.hub = hub
         self._ids = id_generator or EventIdGenerator()
-        self._histories: dict[str, JobHistory] = {}
-        self._owner_of: dict[str, str | None] = {}
-        self._jobs_of_owner: dict[str | None, dict[str, None]] = {}
-        self._job_subscribers: dict[str, set[Subscription]] = {}
-        self._owner_subscribers: dict[str | None, set[Subscription]] = {}
-        self._expiries: deque[tuple[float, str]] = deque()
-        self._expiry_added = trio.Event()
-        self._closed = False
-
-    # -- jobs and publishing ------------------------------------------------------
-
-    def register_job(self, job_id: str, owner: str | None) -> None:
-        """Start a history for ``job_id``, belonging to ``owner``."""
-        if job_id in self._histories:
-            raise ValueError(f"job {job_id!r} is already registered")
-        self._histories[job_id] = JobHistory(self.max_history_events)
-        self._owner_of[job_id] = owner
-        self._jobs_of_owner.setdefault(owner, {})[job_id] = None
-
-    def has_history(self, job_id: str) -> bool:
-        """Whether ``job_id``'s history is still retained."""
-        return job_id in self._histories
-
-    def history(self, job_id: str) -> JobHistory | None:
-        """The retained history of ``job_id``, or ``None`` once dropped."""
-        return self._histories.get(job_id)
+        self._max_batch = max_batch
+        self._send, self._receive = trio.open_memory_channel[Outgoing](math.inf)
+        #: The last commit's failure while storage is failing; ``None`` when it works.
+        self.storage_error: StorageUnavailable | None = None
+        #: Records that could not be stored before the broadcaster had to stop.
+        self.lost_records = 0
+        self._give_up_at = math.inf
+        self._commit = Commit()
+        self._staged: list[tuple[Event, Job]] = []
+        self._waiters: list[tuple[CommitWaiter, Job | None]] = []
+        #: Set when :meth:`run` has returned.
+        self.stopped = trio.Event()
+        #: The cancel scope :meth:`run` runs in, for cutting it off as a last resort.
+        self.stop_scope: trio.CancelScope | None = None
 
     @property
     def last_id(self) -> EventId | None:
         """The newest id handed out so far."""
         return self._ids.last
 
-    def publish(self, job_id: str, event_type: EventType, data: JsonObject) -> Event:
-        """Stamp, record and fan out one event of a registered job. Never blocks."""
-        history = self._histories.get(job_id)
-        if history is None:
-            raise KeyError(f"job {job_id!r} is not registered or its history has expired")
-        owner = self._owner_of[job_id]
-        event = Event(self._ids.next_id(), event_type, data, job_id, owner)
-        history.append(event)
-        overflowed: list[Subscription] | None = None
-        for subscriptions in (
-            self._job_subscribers.get(job_id),
-            self._owner_subscribers.get(owner),
-        ):
-            if subscriptions:
-                for subscription in subscriptions:
-                    if not subscription.offer(event):
-                        overflowed = overflowed or []
-                        overflowed.append(subscription)
-        if overflowed:
-            # Detached after the loop: detaching edits the set being iterated.
-            for subscription in overflowed:
-                subscription.detach()
-        if event_type in _TERMINAL_TYPES:
-            self._finish(job_id)
-        return event
+    # -- the senders' side (synchronous, never blocks) --------------------------------
 
-    def _finish(self, job_id: str) -> None:
-        for subscription in list(self._job_subscribers.pop(job_id, ())):
-            subscription.end()
-        self._expiries.append((trio.current_time() + self.history_ttl, job_id))
-        self._expiry_added.set()
+    def send(self, item: Outgoing) -> None:
+        """Put ``item`` in the inbox. Not a checkpoint; never blocks."""
+        try:
+            self._send.send_nowait(item)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            if item.waiter is not None:
+                item.waiter.resolve(StorageUnavailable("the broadcaster has stopped"))
 
-    def _drop(self, job_id: str) -> None:
-        self._histories.pop(job_id, None)
-        owner = self._owner_of.pop(job_id, None)
-        jobs = self._jobs_of_owner.get(owner)
-        if jobs is not None:
-            jobs.pop(job_id, None)
-            if not jobs:
-                del self._jobs_of_owner[owner]
+    async def barrier(self) -> StorageUnavailable | None:
+        """Wait until everything sent so far is stored; the storage error if it never was.
 
-    # -- subscribing ----------------------------------------------------------------
-
-    def subscribe_job(self, job_id: str, after: EventId | None = None) -> Subscription:
-        """Subscribe to one job: its history after ``after`` (all if ``None``), then live.
-
-        The subscription ends after the job's terminal event. For a job whose
-        history was dropped (or never existed) it is born ended and empty.
+        A checkpoint. Cancelling it stops the wait, not the storing.
         """
-        history = self._histories.get(job_id)
-        replay: list[Event] = []
-        if history is not None:
-            if history.is_truncated_after(after):
-                replay.append(
-                    stream_error(
-                        HISTORY_TRUNCATED,
-                        "the oldest events of this job are no longer retained",
-                        job_id,
-                    )
-                )
-            replay.extend(history.after(after))
-        subscription = Subscription(
-            replay=replay,
-            max_buffer=self.subscriber_buffer,
-            on_close=lambda sub: self._forget(self._job_subscribers, job_id, sub),
-            job_id=job_id,
-        )
-        if history is None or history.terminal_id is not None or self._closed:
-            subscription.end()
-        else:
-            self._job_subscribers.setdefault(job_id, set()).add(subscription)
-        return subscription
-
-    def subscribe_owner(self, owner: str | None, after: EventId | None = None) -> Subscription:
-        """Subscribe to every job of ``owner``: events after ``after`` (or from now), then live.
-
-        Never ends on its own, only when closed, overflowed or on shutdown.
-        """
-        replay: list[Event] = []
-        if after is not None:
-            histories = [self._histories[job_id] for job_id in self._jobs_of_owner.get(owner, {})]
-            replay.extend(heapq.merge(*(h.after(after) for h in histories), key=_id_of))
-        subscription = Subscription(
-            replay=replay,
-            max_buffer=self.subscriber_buffer,
-            on_close=lambda sub: self._forget(self._owner_subscribers, owner, sub),
-        )
-        if self._closed:
-            subscription.end()
-        else:
-            self._owner_subscribers.setdefault(owner, set()).add(subscription)
-        return subscription
-
-    @staticmethod
-    def _forget(
-        registry: dict[str, set[Subscription]] | dict[str | None, set[Subscription]],
-        key: str | None,
-        subscription: Subscription,
-    ) -> None:
-        subscriptions = registry.get(key)  # type: ignore[arg-type]
-        if subscriptions is not None:
-            subscriptions.discard(subscription)
-            if not subscriptions:
-                del registry[key]  # type: ignore[arg-type]
-
-    @property
-    def subscriber_count(self) -> int:
-        """How many subscriptions are currently taking live events."""
-        return sum(len(s) for s in self._job_subscribers.values()) + sum(
-            len(s) for s in self._owner_subscribers.values()
-        )
+        waiter = CommitWaiter()
+        self.send(Outgoing(None, waiter=waiter))
+        await waiter.done.wait()
+        return waiter.error
 
     def close(self) -> None:
-        """End every subscription (each reader drains what it has, then ends)."""
-        self._closed = True
-        for registry in (self._job_subscribers, self._owner_subscribers):
-            for subscriptions in list(registry.values()):
-                for subscription in list(subscriptions):
-                    subscription.end()
-            registry.clear()
+        """Take no more items; :meth:`run` ends once it has stored what it has."""
+        self._send.close()
 
-    # -- the actor --------------------------------------------------------------------
+    def give_up_after(self, seconds: float) -> None:
+        """While storage fails, stop retrying ``seconds`` from now (trio clock)."""
+        self._give_up_at = min(self._give_up_at, trio.current_time() + seconds)
+
+    # -- the actor ----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Drop finished jobs' histories when their TTL runs out. Runs until cancelled."""
+        """Store and fan out batches until :meth:`close`; then store the rest and return."""
         task_status.started()
-        while True:
-            if not self._expiries:
-                self._expiry_added = trio.Event()
-                await self._expiry_added.wait()
-                continue
-            deadline, job_id = self._expiries[0]
-            if trio.current_time() < deadline:
-                await trio.sleep_until(deadline)
-                continue
-            self._expiries.popleft()
-            self._drop(job_id)
+        backoff = RETRY_BACKOFF[0]
+        open_ = True
+        while open_ or self._commit or self._waiters:
+            if open_ and not self._commit and not self._waiters:
+                try:
+                    self._stage(await self._receive.receive())
+                except trio.EndOfChannel:
+                    open_ = False
+            open_ = self._stage_waiting() and open_
+            if await self._flush():
+                backoff = RETRY_BACKOFF[0]
+            elif trio.current_time() >= self._give_up_at:
+                self._abandon()
+            else:
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_BACKOFF[1])
 
+    def _stage_waiting(self) -> bool:
+        """Stage what waits in the inbox (up to a batch); ``False`` once it is closed."""
+        while len(self._staged) < self._max_batch:
+            try:
+                self._stage(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                return True
+            except trio.EndOfChannel:
+                return False
+        return True
 
-def _id_of(event: Event) -> EventId:
-    assert event.id is not None
-    return event.id
+    def _stage(self, item: Outgoing) -> None:
+        job = item.job
+        if job is None:
+            assert item.waiter is not None
+            self._waiters.append((item.waiter, None))
+            return
+        assert item.event_type is not None and item.data is not None
+        event_id = self._ids.next_id()
+        event = Event(event_id, item.event_type, item.data, job.id, job.owner)
+        job.last_event_id = event_id
+        commit = self._commit
+        if item.snapshot is not None:
+            item.snapshot["lastEventId"] = str(event_id)
+            if item.create:
+                commit.created.append(JobRecord(0, job.owner, item.snapshot))
+            else:
+                commit.snapshots[job.id] = item.snapshot
+        if item.logs is not None:
+            commit.logs[job.id] = item.logs
+        commit.events.append(event)
+        self._staged.append((event, job))
+        if item.waiter is not None:
+            self._waiters.append((item.waiter, job if item.create else None))
+
+    async def _flush(self) -> bool:
+        """Store the staged commit, then fan it out; ``False`` if storage failed."""
+        try:
+            await self.storage.commit(self._commit)
+        except StorageUnavailable as exc:
+            if self.storage_error is None:
+                logger.error("storage failed; retrying", extra={"error": str(exc)})
+            self.storage_error = exc
+            self._refuse_creations(exc)
+            return False
+        if self.storage_error is not None:
+            logger.warning("storage works again")
+            self.storage_error = None
+        hub = self.hub
+        for event, job in self._staged:
+            hub.publish(event)
+            if event.type.is_terminal:
+                job.terminal_published = True
+        for waiter, _ in self._waiters:
+            waiter.resolve()
+        self._commit = Commit()
+        self._staged = []
+        self._waiters = []
+        return True
+
+    def _refuse_creations(self, error: StorageUnavailable) -> None:
+        """Drop the new jobs of a failed commit and tell their submitters (they get a 503)."""
+        refused = {job.id for waiter, job in self._waiters if job is not None}
+        if not refused:
+            return
+        for waiter, job in self._waiters:
+            if job is not None:
+                waiter.resolve(error)
+        self._waiters = [(w, j) for w, j in self._waiters if j is None]
+        self._commit = self._commit.without_jobs(refused)
+        self._staged = [(e, j) for e, j in self._staged if j.id not in refused]
+
+    def _abandon(self) -> None:
+        """Give up on storage (shutting down while it fails): count and log what is lost."""
+        self.lost_records += len(self._commit.events) + len(self._commit.created)
+        logger.error(
+            "storage still failing at shutdown; acknowledged records are lost",
+            extra={"records": self.lost_records, "error": str(self.storage_error)},
+        )
+        for waiter, _ in self._waiters:
+            waiter.resolve(self.storage_error or StorageUnavailable("storage failed"))
+        self._commit = Commit()
+        self._staged = []
+        self._waiters = []

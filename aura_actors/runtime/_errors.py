@@ -84,3 +84,35 @@ class InvalidCursor(RuntimeRefusal):
 
     def __init__(self, cursor: str) -> None:
         super().__init__(f"invalid cursor {cursor!r}")
+
+
+class JobIsLive(RuntimeRefusal):
+    """The job is still ``Queued`` or ``Running``, so it cannot be deleted."""
+
+    code = "job_live"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id!r} is {status}; cancel it first, or wait until it ends")
+        self.job_id = job_id
+        self.status = status
+
+
+class JobNotRetryable(RuntimeRefusal):
+    """Only ``Failed`` and ``Canceled`` jobs can be retried."""
+
+    code = "job_not_retryable"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id!r} is {status}; only Failed or Canceled jobs can be retried")
+        self.job_id = job_id
+        self.status = status
+
+
+class StorageFailing(RuntimeRefusal):
+    """The job store cannot be written just now; nothing was accepted."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"the job store cannot be written ({problem}); retry later")
+        self.problem = problem

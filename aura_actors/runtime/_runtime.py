@@ -1,38 +1,48 @@
-"""The runtime: owns the broadcaster and every job actor, admits jobs, answers queries."""
+"""The runtime: admits jobs, runs their actors, answers queries and subscriptions."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import trio
 
-from ._broadcaster import Broadcaster
+from ._actor import JobActor
+from ._broadcaster import Broadcaster, CommitWaiter
+from ._config import RuntimeConfig
 from ._errors import (
     InvalidCursor,
     JobAlreadyFinished,
+    JobIsLive,
     JobNotFound,
+    JobNotRetryable,
     QueueFull,
     ShuttingDown,
+    StorageFailing,
 )
-from ._ids import EventId, EventIdGenerator
-from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job, JobActor
+from ._events import Event, stream_error
+from ._files import remove_job_files
+from ._hub import Hub
+from ._ids import EventId
+from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job
 from ._pipeline import PipelineRegistry
 from ._progress import ProgressTracker
+from ._records import JobRecord, LogLine
 from ._status import JobStatus
-from ._store import JOBS_FILE, JobStore, JobStoreError, StoredJob
+from ._storage import JobStorage
 from ._subscription import Subscription
 
 logger = logging.getLogger("aura_actors.runtime")
 
-#: Seconds (trio clock) leaving :func:`open_runtime` waits for the job store to finish writing.
+#: Seconds (trio clock) the runtime waits for storage when a job ends or it shuts down.
 STORE_CLOSE_TIMEOUT = 5.0
+#: The most jobs one listing page may hold.
+MAX_PAGE = 200
 
 
 class _AnyOwner:
@@ -46,83 +56,46 @@ OwnerFilter = str | None | _AnyOwner
 
 
 @dataclass(frozen=True, slots=True)
-class RuntimeConfig:
-    """Every setting of a runtime, each with the default the server uses."""
-
-    #: Jobs running at once; the rest wait as ``Queued``.
-    max_concurrent_jobs: int = 16
-    #: Jobs waiting beyond which a submission is refused with :class:`QueueFull`.
-    max_queued_jobs: int = 1000
-    #: Seconds a finished job's events stay replayable.
-    history_ttl: float = 3600.0
-    #: Events kept per job (progress runs compacted) before the oldest are dropped.
-    max_history_events: int = 10_000
-    #: Events a subscriber may have waiting before it is closed as overflowed.
-    subscriber_buffer: int = 1024
-    #: Where artifacts and the job store live.
-    data_dir: Path = field(default_factory=lambda: Path("aura-data"))
-    #: Keep every job's snapshot in ``data_dir/jobs.jsonl``, so that finished jobs
-    #: outlive the process (see :class:`JobStore`). Off for an in-memory runtime
-    #: (tests, benchmarks, embedding); the server turns it on.
-    persist_jobs: bool = False
-
-    @property
-    def job_store_path(self) -> Path:
-        """The job store's file: ``data_dir/jobs.jsonl``."""
-        return self.data_dir / JOBS_FILE
-
-    def __post_init__(self) -> None:
-        if self.max_concurrent_jobs < 1:
-            raise ValueError("max_concurrent_jobs must be at least 1")
-        if self.max_queued_jobs < 0:
-            raise ValueError("max_queued_jobs must not be negative")
-        if self.history_ttl < 0:
-            raise ValueError("history_ttl must not be negative")
-        if self.max_history_events < 2:
-            raise ValueError("max_history_events must be at least 2")
-        if self.subscriber_buffer < 1:
-            raise ValueError("subscriber_buffer must be at least 1")
-
-
-@dataclass(frozen=True, slots=True)
 class JobPage:
     """One page of a job listing, newest first."""
 
-    jobs: list[Job]
+    jobs: list[JobRecord]
     next_cursor: str | None
 
 
 class Runtime:
-    """The job runtime. Create it with :func:`open_runtime`.
+    """The job runtime. Create it with :func:`~._open.open_runtime`.
 
-    All methods but the subscriptions' ``receive`` are synchronous and never
-    block: submitting, cancelling and querying are instant, and the work
-    happens in the job actors the runtime's nursery owns.
+    Live jobs (``Queued``, ``Running``) are objects in memory; every other job
+    is read from storage when asked for. Commands that store something wait
+    for the commit, so what they acknowledge is stored.
     """
 
     def __init__(
         self,
         config: RuntimeConfig,
         pipelines: PipelineRegistry,
+        storage: JobStorage,
         broadcaster: Broadcaster,
         job_nursery: trio.Nursery,
         *,
-        job_store: JobStore | None = None,
+        job_count: int = 0,
     ) -> None:
         self.config = config
         self.pipelines = pipelines
+        self.storage = storage
         self.broadcaster = broadcaster
-        #: Where job snapshots are kept across restarts (``None``: in memory only).
-        self.job_store = job_store
+        self.hub: Hub = broadcaster.hub
         self._job_nursery = job_nursery
-        self._jobs: dict[str, Job] = {}
-        self._order: list[Job] = []
+        self._live: dict[str, Job] = {}
         self._queue: OrderedDict[str, Job] = OrderedDict()
+        self._creating = 0
         self._running = 0
+        self._job_count = job_count
         self._shutting_down = False
         self._all_stopped: trio.Event | None = None
 
-    # -- state -------------------------------------------------------------------------
+    # -- state (none of these is a checkpoint) --------------------------------------
 
     @property
     def shutting_down(self) -> bool:
@@ -141,25 +114,54 @@ class Runtime:
 
     @property
     def job_count(self) -> int:
-        """Jobs known to the runtime, in any status."""
-        return len(self._jobs)
+        """Jobs stored, in any status."""
+        return self._job_count
 
-    # -- commands ------------------------------------------------------------------------
+    @property
+    def live_count(self) -> int:
+        """Jobs held in memory (``Queued`` or ``Running``, or just ended)."""
+        return len(self._live)
 
-    def submit(
-        self, pipeline: object, params: Mapping[str, Any] | None = None, *, owner: str | None = None
-    ) -> Job:
-        """Validate and enqueue a job; it starts at once if a slot is free.
+    @property
+    def subscriber_count(self) -> int:
+        """Subscriptions taking live events."""
+        return self.hub.subscriber_count
 
-        Raises :class:`ShuttingDown`, :class:`InvalidJobRequest` (including
-        :class:`UnknownPipeline`) or :class:`QueueFull`. Not a checkpoint.
+    @property
+    def last_event_id(self) -> EventId | None:
+        """The newest event id handed out."""
+        return self.broadcaster.last_id
+
+    @property
+    def storage_problem(self) -> str | None:
+        """Why storage is failing, or ``None`` while it works."""
+        error = self.broadcaster.storage_error
+        return None if error is None else str(error)
+
+    # -- commands ---------------------------------------------------------------------
+
+    async def submit(
+        self,
+        pipeline: object,
+        params: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+        retry_of: str | None = None,
+    ) -> JobRecord:
+        """Validate a job, store it, and queue it (it starts at once if a slot is free).
+
+        Returns once the job is stored. Raises :class:`ShuttingDown`,
+        :class:`InvalidJobRequest` (including :class:`UnknownPipeline`),
+        :class:`QueueFull` or :class:`StorageFailing`. A checkpoint; the store
+        is waited for even if the caller is cancelled meanwhile (briefly).
         """
         if self._shutting_down:
             raise ShuttingDown
+        if self.broadcaster.storage_error is not None:
+            raise StorageFailing(str(self.broadcaster.storage_error))
         definition = self.pipelines.get(pipeline)
         clean_params = definition.validate(params if params is not None else {})
-        has_slot = self._running < self.config.max_concurrent_jobs
-        if not has_slot and len(self._queue) >= self.config.max_queued_jobs:
+        if self._free_slots() <= 0 and len(self._queue) >= self.config.max_queued_jobs:
             raise QueueFull(self.config.max_queued_jobs)
         stages = definition.build(clean_params)
         # Check the stages now (a pipeline bug raises ValueError here, to the caller):
@@ -167,50 +169,103 @@ class Runtime:
         ProgressTracker([stage.weight for stage in stages])
         job = Job(
             job_id=uuid.uuid4().hex,
-            seq=len(self._order),
             pipeline=definition.name,
             params=clean_params,
             stages=stages,
             owner=owner,
             broadcaster=self.broadcaster,
+            retry_of=retry_of,
         )
-        self._jobs[job.id] = job
-        self._order.append(job)
-        job.announce_queued()
-        self._record(job)
+        self._live[job.id] = job
+        self._creating += 1
+        waiter = CommitWaiter()
+        try:
+            job.announce_queued(waiter)
+            with trio.CancelScope(shield=True):
+                await waiter.done.wait()
+        finally:
+            self._creating -= 1
+        if waiter.error is not None:
+            del self._live[job.id]
+            raise StorageFailing(str(waiter.error))
+        self._job_count += 1
         logger.info("job submitted", extra={"job_id": job.id, "pipeline": job.pipeline})
-        if has_slot:
-            self._start(job)
+        self._queue[job.id] = job
+        if self._shutting_down:
+            self._cancel_queued(job, CANCELED_BY_SHUTDOWN)
         else:
-            self._queue[job.id] = job
-        return job
+            self._admit_waiting()
+        return JobRecord(0, job.owner, job.snapshot())
 
-    def cancel(
+    def _free_slots(self) -> int:
+        return self.config.max_concurrent_jobs - self._running - self._creating
+
+    async def cancel(
         self, job_id: str, *, owner: OwnerFilter = ANY_OWNER, message: str = CANCELED_BY_USER
-    ) -> Job:
-        """Cancel a queued or running job. Not a checkpoint.
+    ) -> JobRecord:
+        """Cancel a queued or running job. A checkpoint.
 
         A queued job is ``Canceled`` at once and never starts. A running job's
         cancel scope is cancelled; its actor ends it as ``Canceled`` at the
         stage's next checkpoint (at once for sleeps, subprocesses and
         threads). Raises :class:`JobNotFound` or :class:`JobAlreadyFinished`.
         """
-        job = self.get(job_id, owner=owner)
+        job = self._live.get(job_id)
+        if job is None or not _visible(job.owner, owner):
+            record = await self.get(job_id, owner=owner)
+            raise JobAlreadyFinished(record.id, record.status.value)
         if job.status.is_terminal:
             raise JobAlreadyFinished(job.id, job.status.value)
         if job.status is JobStatus.QUEUED:
-            self._queue.pop(job.id, None)
-            job.cancel_message = message
-            job.finish_canceled()
-            self._record(job)
+            self._cancel_queued(job, message)
         else:
             job.request_cancel(message)
-        return job
+        await trio.lowlevel.checkpoint()
+        return JobRecord(0, job.owner, job.snapshot())
+
+    def _cancel_queued(self, job: Job, message: str) -> None:
+        self._queue.pop(job.id, None)
+        job.cancel_message = message
+        job.finish_canceled()
+        self._job_nursery.start_soon(self._retire, job)
+
+    async def retry(self, job_id: str, *, owner: OwnerFilter = ANY_OWNER) -> JobRecord:
+        """Submit a new job with the same pipeline and params as a ``Failed``/``Canceled`` one.
+
+        Raises :class:`JobNotFound`, :class:`JobNotRetryable`, or what :meth:`submit` raises.
+        """
+        record = await self.get(job_id, owner=owner)
+        if record.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+            raise JobNotRetryable(record.id, record.status.value)
+        return await self.submit(
+            record.data["pipeline"], record.data["params"], owner=record.owner, retry_of=record.id
+        )
+
+    async def delete(self, job_id: str, *, owner: OwnerFilter = ANY_OWNER) -> None:
+        """Delete a finished job: its record, history, log and files.
+
+        Raises :class:`JobNotFound`, :class:`JobIsLive` or :class:`StorageFailing`.
+        """
+        job = self._live.get(job_id)
+        if job is not None and _visible(job.owner, owner):
+            raise JobIsLive(job.id, job.status.value)
+        record = await self.get(job_id, owner=owner)
+        try:
+            await self.storage.delete(record.id)
+        except Exception as exc:  # StorageUnavailable, or a file that would not go
+            raise StorageFailing(str(exc)) from exc
+        self._job_count -= 1
+
+    # -- running jobs -------------------------------------------------------------------
+
+    def _admit_waiting(self) -> None:
+        while self._queue and self._free_slots() > 0 and not self._shutting_down:
+            _, job = self._queue.popitem(last=False)
+            self._start(job)
 
     def _start(self, job: Job) -> None:
         self._running += 1
-        job.transition(JobStatus.RUNNING)
-        self._record(job)
+        job.start_attempt(self.config.node_name)
         actor = JobActor(job, data_dir=self.config.data_dir)
         self._job_nursery.start_soon(self._run_actor, actor, name=f"job {job.id}")
 
@@ -218,41 +273,89 @@ class Runtime:
         try:
             await actor.run()
         finally:
-            self._record(actor.job)  # terminal now, its last event emitted
+            await self._retire(actor.job)
             self._running -= 1
             self._admit_waiting()
             if self._running == 0 and self._all_stopped is not None:
                 self._all_stopped.set()
 
-    def _admit_waiting(self) -> None:
-        while (
-            self._queue
-            and self._running < self.config.max_concurrent_jobs
-            and not self._shutting_down
-        ):
-            _, job = self._queue.popitem(last=False)
-            self._start(job)
+    async def _retire(self, job: Job) -> None:
+        """Once a finished job's last events are stored, forget it and tidy its files."""
+        with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
+            if await self.broadcaster.barrier() is not None:
+                return  # not stored: keep serving it from memory
+            self._live.pop(job.id, None)
+            if job.status is not JobStatus.DONE and not self.config.keep_failed_files:
+                await trio.to_thread.run_sync(remove_job_files, self.config.artifacts_dir, job.id)
+
+    def recover(self, unfinished: list[JobRecord]) -> None:
+        """Take back the jobs an earlier process left unfinished (section 7 of the contract).
+
+        ``Queued`` jobs wait again in their order; ``Running`` ones run again
+        first while attempts remain, else end ``Failed`` with ``interrupted``.
+        """
+        again: list[Job] = []
+        for record in unfinished:
+            job = self._resume(record)
+            if job is None:
+                continue
+            self._live[job.id] = job
+            if job.status is JobStatus.QUEUED:
+                self._queue[job.id] = job
+            elif job.attempt < self.config.max_attempts:
+                again.append(job)
+            else:
+                job.finish_failed(
+                    "interrupted",
+                    "the server stopped while the job was running",
+                    "retry the job",
+                    [],
+                )
+                self._job_nursery.start_soon(self._retire, job)
+        for job in reversed(again):
+            self._queue[job.id] = job
+            self._queue.move_to_end(job.id, last=False)
+        self._admit_waiting()
+
+    def _resume(self, record: JobRecord) -> Job | None:
+        try:
+            definition = self.pipelines.get(record.data["pipeline"])
+            stages = definition.build(definition.validate(record.data["params"]))
+        except Exception as exc:
+            logger.error(
+                "stored job cannot run again", extra={"job_id": record.id, "error": str(exc)}
+            )
+            stages = ()
+        job = Job.resume(record, stages=stages, broadcaster=self.broadcaster)
+        if not stages:
+            job.finish_failed("interrupted", "the job's pipeline is gone", "submit it again", [])
+            self._job_nursery.start_soon(self._retire, job)
+            return None
+        return job
 
     def begin_shutdown(self) -> None:
-        """Refuse new jobs and cancel every live one. Not a checkpoint; idempotent."""
+        """Refuse new jobs and cancel every running one. Not a checkpoint; idempotent.
+
+        Queued jobs stay queued when jobs are stored (they run after a
+        restart); an in-memory runtime cancels them.
+        """
         if self._shutting_down:
             return
         self._shutting_down = True
         logger.info("runtime shutting down", extra={"running": self._running})
-        while self._queue:
-            _, job = self._queue.popitem(last=False)
-            job.cancel_message = CANCELED_BY_SHUTDOWN
-            job.finish_canceled()
-            self._record(job)
-        for job in self._order:
+        if not self.config.persist_jobs:
+            while self._queue:
+                _, job = self._queue.popitem(last=False)
+                self._cancel_queued(job, CANCELED_BY_SHUTDOWN)
+        for job in list(self._live.values()):
             if job.status is JobStatus.RUNNING:
                 job.request_cancel(CANCELED_BY_SHUTDOWN)
 
     async def shutdown(self) -> None:
-        """Refuse new jobs, cancel every live one, wait for their actors, end every stream.
+        """Refuse new jobs, cancel every running one, wait for their actors, end every stream.
 
         Every subscriber sees its jobs' ``job-cancelled`` events before its
-        subscription ends. Idempotent; leaving :func:`open_runtime` does the same.
+        subscription ends. Idempotent; leaving ``open_runtime`` does the same.
         """
         self.begin_shutdown()
         if self._running:
@@ -261,45 +364,31 @@ class Runtime:
             await self._all_stopped.wait()
         else:
             await trio.lowlevel.checkpoint()
-        self.broadcaster.close()
+        await self.broadcaster.barrier()
+        self.hub.close()
 
-    # -- the job store ---------------------------------------------------------------------
+    # -- queries ---------------------------------------------------------------------------
 
-    def _record(self, job: Job) -> None:
-        """Hand the job's snapshot to the job store (if any). Never blocks."""
-        if self.job_store is not None:
-            self.job_store.record(StoredJob(job.seq, job.owner, job.snapshot()))
-
-    def _restore(self, stored_jobs: Sequence[StoredJob]) -> None:
-        """Add the finished jobs of an earlier process, oldest first, before any new job."""
-        for stored in stored_jobs:
-            try:
-                job = Job.restore(
-                    stored.snapshot,
-                    seq=len(self._order),
-                    owner=stored.owner,
-                    broadcaster=self.broadcaster,
-                )
-            except (KeyError, TypeError, ValueError) as exc:  # the store checked; defensive
-                logger.warning(
-                    "stored job not restored", extra={"job_id": stored.job_id, "error": str(exc)}
-                )
-                continue
-            if job.id in self._jobs:
-                continue
-            self._jobs[job.id] = job
-            self._order.append(job)
-
-    # -- queries -------------------------------------------------------------------------
-
-    def get(self, job_id: str, *, owner: OwnerFilter = ANY_OWNER) -> Job:
-        """The job ``job_id`` if ``owner`` may see it; else :class:`JobNotFound`."""
-        job = self._jobs.get(job_id)
-        if job is None or (owner is not ANY_OWNER and job.owner != owner):
+    async def get(self, job_id: str, *, owner: OwnerFilter = ANY_OWNER) -> JobRecord:
+        """The job ``job_id`` if ``owner`` may see it; else :class:`JobNotFound`. A checkpoint."""
+        job = self._live.get(job_id)
+        if job is not None:
+            if not _visible(job.owner, owner):
+                raise JobNotFound(job_id)
+            await trio.lowlevel.checkpoint()
+            return JobRecord(0, job.owner, job.snapshot())
+        record = await self._stored(job_id)
+        if record is None or not _visible(record.owner, owner):
             raise JobNotFound(job_id)
-        return job
+        return record
 
-    def list_jobs(
+    async def _stored(self, job_id: str) -> JobRecord | None:
+        try:
+            return await self.storage.get(job_id)
+        except Exception as exc:
+            raise StorageFailing(str(exc)) from exc
+
+    async def list_jobs(
         self,
         *,
         owner: OwnerFilter = ANY_OWNER,
@@ -307,130 +396,108 @@ class Runtime:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
-        """Jobs newest first, filtered by owner and status, ``limit`` per page.
+        """Jobs newest first, filtered by owner and status, ``limit`` (1–200) per page.
 
-        ``cursor`` is the ``next_cursor`` of the previous page.
+        ``cursor`` is the ``next_cursor`` of the previous page. A checkpoint.
         """
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        start = len(self._order) - 1
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be 1–{MAX_PAGE}")
+        before: int | None = None
         if cursor is not None:
-            if (
-                not (cursor.isascii() and cursor.isdigit())
-                or len(cursor) > 18
-                or int(cursor) > len(self._order)
-            ):
+            if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
                 raise InvalidCursor(cursor)
-            start = int(cursor) - 1
-        page: list[Job] = []
-        index = start
-        while index >= 0:
-            job = self._order[index]
-            index -= 1
-            if owner is not ANY_OWNER and job.owner != owner:
-                continue
-            if status is not None and job.status is not status:
-                continue
-            if len(page) == limit:
-                return JobPage(page, str(page[-1].seq))
-            page.append(job)
-        return JobPage(page, None)
+            before = int(cursor)
+        try:
+            records = await self.storage.list_jobs(
+                owner=None if isinstance(owner, _AnyOwner) else owner,
+                any_owner=isinstance(owner, _AnyOwner),
+                status=status,
+                before_seq=before,
+                limit=limit + 1,
+            )
+        except Exception as exc:
+            raise StorageFailing(str(exc)) from exc
+        next_cursor = str(records[limit - 1].seq) if len(records) > limit else None
+        page = [self._freshest(record) for record in records[:limit]]
+        return JobPage(page, next_cursor)
+
+    def _freshest(self, record: JobRecord) -> JobRecord:
+        job = self._live.get(record.id)
+        if job is None:
+            return record
+        return JobRecord(record.seq, record.owner, job.snapshot())
+
+    async def logs(self, job_id: str, *, owner: OwnerFilter = ANY_OWNER) -> list[LogLine]:
+        """The job's log lines, oldest first (bounded). A checkpoint."""
+        job = self._live.get(job_id)
+        if job is not None and _visible(job.owner, owner):
+            await trio.lowlevel.checkpoint()
+            return list(job.logs)
+        record = await self.get(job_id, owner=owner)
+        try:
+            return await self.storage.logs(record.id)
+        except Exception as exc:
+            raise StorageFailing(str(exc)) from exc
 
     # -- streams -------------------------------------------------------------------------
 
-    def subscribe_job(
+    async def subscribe_job(
         self, job_id: str, *, owner: OwnerFilter = ANY_OWNER, after: EventId | None = None
     ) -> Subscription:
-        """Subscribe to a job's events (history after ``after``, then live).
+        """Subscribe to a job's events: its stored history after ``after``, then live.
 
         Raises :class:`JobNotFound`. Use the subscription as a context manager.
+        The history is read a page at a time as the reader goes. A checkpoint.
         """
-        job = self.get(job_id, owner=owner)
-        return self.broadcaster.subscribe_job(job.id, after)
+        record = await self.get(job_id, owner=owner)
+        stored = await self._stored(job_id)
+        replay: list[Event] = []
+        truncated = None if stored is None else stored.truncated_through
+        if truncated is not None and (after is None or after < truncated):
+            replay.append(_truncated_error(job_id))
+        expired = stored is None or stored.history_expired
+        subscription = Subscription(
+            max_buffer=self.config.subscriber_buffer,
+            replay=replay,
+            fetch=None if expired else partial(self.storage.job_events, record.id),
+            after=after,
+            job_id=record.id,
+        )
+        job = self._live.get(record.id)
+        if job is None or job.terminal_published:
+            subscription.end()
+        else:
+            self.hub.follow_job(record.id, subscription)
+        return subscription
 
-    def subscribe_all(self, *, owner: str | None, after: EventId | None = None) -> Subscription:
-        """Subscribe to every job of ``owner`` (events after ``after``, or from now)."""
-        return self.broadcaster.subscribe_owner(owner, after)
+    async def subscribe_all(
+        self, *, owner: str | None, after: EventId | None = None
+    ) -> Subscription:
+        """Subscribe to every job of ``owner``: stored events after ``after`` (if given), then live.
+
+        A checkpoint.
+        """
+        fetch = None
+        if after is not None:
+            start = after
+
+            async def fetch_owner(last: EventId | None, limit: int) -> list[Event]:
+                return await self.storage.owner_events(owner, last or start, limit)
+
+            fetch = fetch_owner
+        subscription = Subscription(
+            max_buffer=self.config.subscriber_buffer, fetch=fetch, after=after
+        )
+        self.hub.follow_owner(owner, subscription)
+        await trio.lowlevel.checkpoint()
+        return subscription
 
 
-@asynccontextmanager
-async def open_runtime(
-    config: RuntimeConfig | None = None,
-    pipelines: PipelineRegistry | None = None,
-    *,
-    id_generator: EventIdGenerator | None = None,
-    job_store: JobStore | None = None,
-) -> AsyncIterator[Runtime]:
-    """Run a :class:`Runtime` for the duration of the ``async with`` block.
+def _visible(job_owner: str | None, owner: OwnerFilter) -> bool:
+    return isinstance(owner, _AnyOwner) or job_owner == owner
 
-    With ``config.persist_jobs`` (or a ``job_store`` given, which then replaces
-    the one the config describes; a store serves one runtime, once), the job
-    store is loaded first: the
-    finished jobs of the previous process come back, read-only and newest
-    first in listings, and event ids go on after the newest one they carry.
-    Raises :class:`JobStoreError` if the store cannot be read or written.
 
-    Leaving the block shuts down: new jobs are refused, queued and running
-    jobs end ``Canceled`` (their subscribers see ``job-cancelled``), then every
-    subscription ends, and the job store writes (and fsyncs) every job's
-    final snapshot. No task of the runtime outlives the block.
-    """
-    if config is None:
-        config = RuntimeConfig()
-    if pipelines is None:
-        from ..pipelines import default_pipelines
-
-        pipelines = default_pipelines()
-    if job_store is None and config.persist_jobs:
-        job_store = JobStore(config.job_store_path)
-    restored: list[StoredJob] = []
-    if job_store is not None:
-        try:
-            loaded = await trio.to_thread.run_sync(job_store.load)
-        except JobStoreError as exc:
-            logger.error(
-                "cannot open the job store", extra={"path": str(exc.path), "error": str(exc)}
-            )
-            raise
-        restored = loaded.jobs
-        if loaded.last_event_id is not None:
-            id_generator = id_generator or EventIdGenerator()
-            id_generator.resume_after(loaded.last_event_id)
-    broadcaster = Broadcaster(
-        history_ttl=config.history_ttl,
-        max_history_events=config.max_history_events,
-        subscriber_buffer=config.subscriber_buffer,
-        id_generator=id_generator,
+def _truncated_error(job_id: str) -> Event:
+    return stream_error(
+        "history_truncated", "the oldest events of this job are no longer retained", job_id
     )
-    async with trio.open_nursery() as system_nursery:
-        await system_nursery.start(broadcaster.run)
-        if job_store is not None:
-            await system_nursery.start(job_store.run)
-        try:
-            async with trio.open_nursery() as job_nursery:
-                runtime = Runtime(config, pipelines, broadcaster, job_nursery, job_store=job_store)
-                runtime._restore(restored)
-                try:
-                    yield runtime
-                finally:
-                    runtime.begin_shutdown()
-        finally:
-            broadcaster.close()
-            if job_store is not None:
-                await _close_store(job_store)
-            system_nursery.cancel_scope.cancel()
-
-
-async def _close_store(store: JobStore) -> None:
-    """Let the store write every record it was handed, even while the runtime is cancelled."""
-    store.close()
-    with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
-        await store.wait_closed()
-        return
-    logger.error(
-        "job store did not finish writing in time; its last records may be lost",
-        extra={"path": str(store.path), "pending": store.pending_count},
-    )
-    store.abort()  # a stuck disk: abandon the write in progress
-    with trio.CancelScope(shield=True):
-        await store.wait_closed()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 
 import trio
@@ -13,13 +13,22 @@ from ._ids import EventId
 
 #: Error code of the event that ends a subscription whose buffer overflowed.
 SUBSCRIBER_OVERFLOW = "subscriber_overflow"
+#: Events fetched from storage at a time while replaying.
+REPLAY_PAGE = 500
+
+#: ``fetch(after, limit)``: up to ``limit`` stored events after ``after``, in id order.
+ReplayFetch = Callable[[EventId | None, int], Awaitable[list[Event]]]
 
 
 class Subscription:
     """One subscriber's stream of events.
 
-    It first yields the replayed history it was created with, then live
-    events as the broadcaster offers them. Offering never blocks: a reader
+    It first yields its replay: the events it was created with, then the
+    stored history after ``after`` that ``fetch`` gives, a page at a time (so
+    a long history is never held whole). Meanwhile live events the hub offers
+    are buffered; once the replay is done they follow, minus any the replay
+    already gave or whose id is not past ``after``, so nothing comes twice.
+    Offering never blocks: a reader
     that falls behind has its older ``step-progress`` events of a job replaced
     by the newest one (never one that precedes another event of that job, so
     the latest progress before every other event still arrives). If even so
@@ -30,7 +39,8 @@ class Subscription:
 
     A trio memory channel cannot drop superseded items, which is why this
     is its own small queue. Create subscriptions with
-    :meth:`Broadcaster.subscribe_job` or :meth:`Broadcaster.subscribe_owner`
+    :meth:`Runtime.subscribe_job <._runtime.Runtime.subscribe_job>` or
+    :meth:`Runtime.subscribe_all <._runtime.Runtime.subscribe_all>`
     and use them as a context manager (or call :meth:`close`), so they stop
     receiving when the reader goes away.
     """
@@ -38,14 +48,22 @@ class Subscription:
     def __init__(
         self,
         *,
-        replay: Iterable[Event],
         max_buffer: int,
-        on_close: Callable[[Subscription], None],
+        replay: Iterable[Event] = (),
+        fetch: ReplayFetch | None = None,
+        after: EventId | None = None,
         job_id: str | None = None,
+        replay_page: int = REPLAY_PAGE,
     ) -> None:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
         self._replay: deque[Event] = deque(replay)
+        # Where the rest of the replay comes from, a page at a time (None: no more).
+        self._fetch = fetch
+        self._replay_page = replay_page
+        # Live events with an id up to here were (or will be) replayed, or precede
+        # the reader's last event id: they are skipped, so nothing comes twice.
+        self._skip_through: EventId | None = after
         # Buffered live events, some of them superseded (kept in place, skipped on the way
         # out: removing from the middle of a deque is O(n)). ``Event`` hashes by identity.
         self._buffer: deque[Event] = deque()
@@ -54,12 +72,16 @@ class Subscription:
         self._pending_progress: dict[str | None, Event] = {}
         self._max_buffer = max_buffer
         self._job_id = job_id
-        self._on_close: Callable[[Subscription], None] | None = on_close
+        self._on_close: list[Callable[[Subscription], None]] = []
         self._lot = trio.lowlevel.ParkingLot()
         self._ended = False
         self._final_error: Event | None = None
         self.last_delivered_id: EventId | None = None
         self.skipped_progress = 0
+
+    def on_close(self, callback: Callable[[Subscription], None]) -> None:
+        """Call ``callback(self)`` once when the subscription is closed or detached."""
+        self._on_close.append(callback)
 
     # -- the broadcaster's side (synchronous, never blocks) --------------------
 
@@ -117,13 +139,30 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        """How many events wait to be received (replay and live)."""
+        """How many events wait to be received (fetched replay and live)."""
         return len(self._replay) + len(self._buffer) - len(self._superseded)
 
     @property
     def is_exhausted(self) -> bool:
-        """Whether nothing will ever be received: ended, and nothing waits."""
-        return self._ended and self.pending == 0 and self._final_error is None
+        """Whether nothing will ever be received: ended, replayed, and nothing waits."""
+        return (
+            self._ended and self._fetch is None and self.pending == 0 and self._final_error is None
+        )
+
+    async def _fetch_replay(self) -> None:
+        """Fetch the next page of the replay (a checkpoint when the storage is)."""
+        fetch = self._fetch
+        assert fetch is not None
+        page = await fetch(self._skip_through, self._replay_page)
+        if self._fetch is None:  # closed meanwhile
+            return
+        if page:
+            last_id = page[-1].id
+            if last_id is not None and (self._skip_through is None or last_id > self._skip_through):
+                self._skip_through = last_id
+            self._replay.extend(page)
+        if len(page) < self._replay_page:
+            self._fetch = None
 
     def _take(self, max_events: int) -> list[Event]:
         """Up to ``max_events`` ready events: replay first, then live, then a final error."""
@@ -131,6 +170,9 @@ class Subscription:
         replay = self._replay
         while replay and len(taken) < max_events:
             taken.append(replay.popleft())
+        if replay or self._fetch is not None:
+            return self._stamp(taken)  # live events wait until the replay is done
+        skip_through = self._skip_through
         buffer = self._buffer
         superseded = self._superseded
         pending = self._pending_progress
@@ -141,6 +183,8 @@ class Subscription:
                 continue
             if event.type is EventType.STEP_PROGRESS and pending.get(event.job_id) is event:
                 del pending[event.job_id]
+            if skip_through is not None and event.id is not None and event.id <= skip_through:
+                continue
             taken.append(event)
         if (
             self._ended
@@ -151,6 +195,9 @@ class Subscription:
         ):
             taken.append(self._final_error)
             self._final_error = None
+        return self._stamp(taken)
+
+    def _stamp(self, taken: list[Event]) -> list[Event]:
         for event in reversed(taken):
             if event.id is not None:
                 self.last_delivered_id = event.id
@@ -166,7 +213,7 @@ class Subscription:
         taken = self._take(1)
         if taken:
             return taken[0]
-        if self._ended:
+        if self._ended and self._fetch is None:
             raise trio.EndOfChannel
         raise trio.WouldBlock
 
@@ -190,6 +237,9 @@ class Subscription:
         await trio.lowlevel.checkpoint_if_cancelled()
         parked = False
         while True:
+            if self._fetch is not None and not self._replay:
+                await self._fetch_replay()
+                continue
             batch = self._take(max_events)
             if batch or self._ended:
                 # Parking was a checkpoint already; a second one would only cost a
@@ -215,6 +265,7 @@ class Subscription:
         self._buffer.clear()
         self._superseded.clear()
         self._replay.clear()
+        self._fetch = None
         self._pending_progress.clear()
         self._final_error = None
         self._detach()
@@ -224,9 +275,9 @@ class Subscription:
         self._detach()
 
     def _detach(self) -> None:
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close(self)
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback(self)
 
     def __enter__(self) -> Subscription:
         return self

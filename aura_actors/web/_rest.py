@@ -116,7 +116,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         """Start a job; it runs at once or waits as Queued."""
         user = context.current_user()
         pipeline, params = _create_request(await _read_json_object())
-        job = runtime.submit(pipeline, params, owner=user)
+        job = await runtime.submit(pipeline, params, owner=user)
         response = _json_response(job.snapshot(), 202)
         response.headers["Location"] = f"/api/jobs/{job.id}"
         return response
@@ -129,7 +129,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         """The caller's jobs, newest first, a page at a time."""
         user = context.current_user()
         status, limit, cursor = _list_query()
-        page = runtime.list_jobs(owner=user, status=status, limit=limit, cursor=cursor)
+        page = await runtime.list_jobs(owner=user, status=status, limit=limit, cursor=cursor)
         return _json_response(
             {"jobs": [job.snapshot() for job in page.jobs], "nextCursor": page.next_cursor}
         )
@@ -140,7 +140,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
     async def get_job(job_id: str) -> Response:
         """One job's snapshot."""
         user = context.current_user()
-        return _json_response(runtime.get(job_id, owner=user).snapshot())
+        return _json_response((await runtime.get(job_id, owner=user)).snapshot())
 
     @app.post("/api/jobs/<job_id>/cancel")
     @document_response(JobSnapshot, 202)
@@ -149,7 +149,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
     async def cancel_job(job_id: str) -> Response:
         """Cancel a Queued or Running job (409 when it already ended)."""
         user = context.current_user()
-        job = runtime.cancel(job_id, owner=user)
+        job = await runtime.cancel(job_id, owner=user)
         return _json_response(job.snapshot(), 202)
 
     @app.get("/api/jobs/<job_id>/artifacts/<name>")
@@ -157,7 +157,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
     async def get_artifact(job_id: str, name: str) -> Response:
         """Download one of a job's artifacts (its owner only)."""
         user = context.current_user()
-        job = runtime.get(job_id, owner=user)
+        job = await runtime.get(job_id, owner=user)
         for artifact in job.artifacts:
             if artifact.name == name:
                 path = (runtime.config.data_dir / artifact.path).resolve()
@@ -180,6 +180,6 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
                 "queued": runtime.queued_count,
                 "total": runtime.job_count,
             },
-            "subscribers": runtime.broadcaster.subscriber_count,
+            "subscribers": runtime.subscriber_count,
         }
         return _json_response(body, 503 if runtime.shutting_down else 200)

@@ -23,7 +23,8 @@ from hypercorn.events import Event as HypercornEvent
 from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.tcp_server import TCPServer
 
-from ..runtime import Runtime, open_runtime
+from ..pipelines import default_pipelines
+from ..runtime import Runtime, StorageUnavailable, open_runtime
 from ._app import create_app
 from ._auth import load_tokens
 from ._settings import ServerSettings
@@ -208,11 +209,11 @@ def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
     return config
 
 
-def submit_demo_jobs(runtime: Runtime, count: int) -> None:
+async def submit_demo_jobs(runtime: Runtime, count: int) -> None:
     """Submit ``count`` ``video`` jobs so a newcomer sees something move."""
     for index in range(count):
         topic = DEMO_TOPICS[index % len(DEMO_TOPICS)]
-        job = runtime.submit("video", {"topic": topic, "durationSeconds": 30 + 15 * index})
+        job = await runtime.submit("video", {"topic": topic, "durationSeconds": 30 + 15 * index})
         print(f"  demo job {job.id}: {topic}", flush=True)
 
 
@@ -271,7 +272,8 @@ async def _serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _install_connection_tracking()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_runtime(settings.runtime_config()) as runtime:
+        config = settings.runtime_config()
+        async with open_runtime(config, default_pipelines()) as runtime:
             if on_runtime is not None:
                 on_runtime(runtime)
             app = create_app(runtime, settings, tokens)
@@ -329,5 +331,10 @@ async def _serve(
                     on_listening(url)
                 if settings.demo_jobs:
                     print(f"submitting {settings.demo_jobs} demo video jobs:", flush=True)
-                    submit_demo_jobs(runtime, settings.demo_jobs)
+                    await submit_demo_jobs(runtime, settings.demo_jobs)
                     print(f"watch them: curl -N {url}/api/events  (or open {url}/)", flush=True)
+    if runtime.broadcaster.lost_records:
+        raise StorageUnavailable(
+            f"{runtime.broadcaster.lost_records} acknowledged records could not be written "
+            f"to {config.store_path}: storage failed until shutdown"
+        )

@@ -21,7 +21,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -76,7 +76,7 @@ class SseFastPath:
             return
         started = time.perf_counter()
         try:
-            subscribe = self._plan(scope)
+            subscribe = await self._plan(scope)
         except _Fallback:
             await self.app(scope, receive, send)
             return
@@ -89,7 +89,7 @@ class SseFastPath:
 
     # -- deciding ----------------------------------------------------------------
 
-    def _plan(self, scope: Any) -> Callable[[], Subscription]:
+    async def _plan(self, scope: Any) -> Callable[[], Awaitable[Subscription]]:
         """How to subscribe for this request, or :class:`_Fallback`."""
         path: str = scope["path"]
         job_match = _JOB_EVENTS.fullmatch(path)
@@ -112,7 +112,7 @@ class SseFastPath:
             )
             if job_match is None:
                 return plan_all_stream(runtime, user=user, after=after)
-            subscribe = plan_job_stream(runtime, job_match.group(1), user=user, after=after)
+            subscribe = await plan_job_stream(runtime, job_match.group(1), user=user, after=after)
         except (ApiError, RuntimeRefusal):
             raise _Fallback from None
         if subscribe is None:
@@ -136,7 +136,7 @@ class SseFastPath:
         scope: Any,
         receive: Any,
         send: Any,
-        subscribe: Callable[[], Subscription],
+        subscribe: Callable[[], Awaitable[Subscription]],
         started: float,
     ) -> None:
         settings = self.context.settings
@@ -154,7 +154,7 @@ class SseFastPath:
             # Quart-Trio's way: the client going away (``http.disconnect``) ends the response.
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            with subscribe() as subscription:
+            with await subscribe() as subscription:
                 await send(_chunk(sse_retry_frame(settings.sse_retry_ms)))
                 await _send_events(subscription, send, settings.keepalive)
             # The end of the response closes (or recycles) the connection: never half-way.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
 from quart import Quart, Response, request
@@ -59,7 +59,7 @@ def encode_batch(batch: list[Event]) -> bytes:
 
 
 async def sse_body(
-    subscribe: Callable[[], Subscription], *, retry_ms: int, keepalive: float
+    subscribe: Callable[[], Awaitable[Subscription]], *, retry_ms: int, keepalive: float
 ) -> AsyncIterator[bytes]:
     """The bytes of one SSE response: ``retry:``, then events as they come, keep-alives between.
 
@@ -67,7 +67,7 @@ async def sse_body(
     body ends (terminal event, client gone, shutdown), so nothing outlives
     the response.
     """
-    with subscribe() as subscription:
+    with await subscribe() as subscription:
         yield _encoder.retry(retry_ms)
         while True:
             # A bare scope: ``move_on_after`` adds a generator-based context manager.
@@ -82,10 +82,10 @@ async def sse_body(
                 yield encode_batch(batch)
 
 
-Subscribe = Callable[[], Subscription]
+Subscribe = Callable[[], Awaitable[Subscription]]
 
 
-def plan_job_stream(
+async def plan_job_stream(
     runtime: Runtime, job_id: str, *, user: str | None, after: EventId | None
 ) -> Subscribe | None:
     """How to stream one job's events, or ``None`` when there is nothing more to say (204).
@@ -94,10 +94,9 @@ def plan_job_stream(
     later), or its history is gone. Raises ``JobNotFound``. Shared by the
     Quart route and the fast path, so both answer alike.
     """
-    job = runtime.get(job_id, owner=user)
+    job = await runtime.get(job_id, owner=user)
     if job.status.is_terminal:
-        history = runtime.broadcaster.history(job.id)
-        terminal_id = history.terminal_id if history is not None else None
+        terminal_id = None if job.history_expired else job.last_event_id
         if terminal_id is None or (after is not None and after >= terminal_id):
             return None
     return lambda: runtime.subscribe_job(job.id, owner=user, after=after)
@@ -110,9 +109,8 @@ def plan_all_stream(runtime: Runtime, *, user: str | None, after: EventId | None
     """
     if runtime.shutting_down:
         raise ApiError(503, "shutting_down", "the server is shutting down")
-    # "History since connect": everything after the newest id at this moment.
-    resume_after = after if after is not None else runtime.broadcaster.last_id or EventId(0, 0)
-    return lambda: runtime.subscribe_all(owner=user, after=resume_after)
+    # Without a last event id, "history since connect": live events from now on.
+    return lambda: runtime.subscribe_all(owner=user, after=after)
 
 
 def _stream_response(body: AsyncIterator[bytes]) -> Response:
@@ -141,7 +139,7 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
         204 when the last event id is the job's terminal event (or later), so
         an EventSource stops reconnecting.
         """
-        subscribe = plan_job_stream(
+        subscribe = await plan_job_stream(
             runtime, job_id, user=context.current_user(), after=last_event_id()
         )
         if subscribe is None:

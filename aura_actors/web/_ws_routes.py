@@ -77,7 +77,7 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
             await websocket.close(CLOSE_UNAUTHORIZED, error.message)
             return CLOSE_UNAUTHORIZED
         try:
-            job = runtime.get(job_id, owner=user)
+            job = await runtime.get(job_id, owner=user)
             after = parse_last_event_id(None, websocket.args.get("lastEventId"))
         except JobNotFound:
             await websocket.close(CLOSE_NOT_FOUND, "job not found")
@@ -112,7 +112,7 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
                     )
                     continue
                 try:
-                    runtime.cancel(job.id, owner=user)
+                    await runtime.cancel(job.id, owner=user)
                 except JobAlreadyFinished as refusal:
                     await send(error_message(refusal.code, str(refusal), job.id))
                 except RuntimeRefusal as refusal:  # pragma: no cover - defensive
@@ -121,7 +121,7 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
         close_code = CLOSE_GOING_AWAY
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve_client_messages)
-            with runtime.subscribe_job(job.id, owner=user, after=after) as subscription:
+            with await runtime.subscribe_job(job.id, owner=user, after=after) as subscription:
                 async for event in subscription:
                     await send(event_message(event))
                     if event.type.is_terminal:

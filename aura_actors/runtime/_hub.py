@@ -1,0 +1,90 @@
+"""The live half of delivery: which subscriptions follow which job or owner, and fan-out."""
+
+from __future__ import annotations
+
+from ._events import Event
+from ._subscription import Subscription
+
+
+class Hub:
+    """Offers each published event to the subscriptions of its job and of its owner.
+
+    Synchronous and never blocking: offering only appends to a subscription's
+    bounded buffer (see :class:`Subscription`). A subscription that overflows
+    is detached here; one-job subscriptions end after the job's terminal event.
+    """
+
+    def __init__(self) -> None:
+        self._job_subscribers: dict[str, set[Subscription]] = {}
+        self._owner_subscribers: dict[str | None, set[Subscription]] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ended every subscription (no new ones are added)."""
+        return self._closed
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions take live events."""
+        return sum(len(s) for s in self._job_subscribers.values()) + sum(
+            len(s) for s in self._owner_subscribers.values()
+        )
+
+    def follow_job(self, job_id: str, subscription: Subscription) -> None:
+        """Offer ``job_id``'s live events to ``subscription`` until its terminal event."""
+        if self._closed:
+            subscription.end()
+            return
+        subscribers = self._job_subscribers.setdefault(job_id, set())
+        subscribers.add(subscription)
+        subscription.on_close(lambda sub: _forget(self._job_subscribers, job_id, sub))
+
+    def follow_owner(self, owner: str | None, subscription: Subscription) -> None:
+        """Offer the live events of every job of ``owner`` to ``subscription``."""
+        if self._closed:
+            subscription.end()
+            return
+        self._owner_subscribers.setdefault(owner, set()).add(subscription)
+        subscription.on_close(lambda sub: _forget(self._owner_subscribers, owner, sub))
+
+    def publish(self, event: Event) -> None:
+        """Offer ``event`` to its job's and its owner's subscriptions. Never blocks."""
+        overflowed: list[Subscription] | None = None
+        for subscriptions in (
+            self._job_subscribers.get(event.job_id or ""),
+            self._owner_subscribers.get(event.owner),
+        ):
+            if subscriptions:
+                for subscription in subscriptions:
+                    if not subscription.offer(event):
+                        overflowed = overflowed or []
+                        overflowed.append(subscription)
+        if overflowed:
+            # Detached after the loop: detaching edits the set being iterated.
+            for subscription in overflowed:
+                subscription.detach()
+        if event.type.is_terminal and event.job_id is not None:
+            for subscription in list(self._job_subscribers.pop(event.job_id, ())):
+                subscription.end()
+
+    def close(self) -> None:
+        """End every subscription (each reader drains what it has, then ends)."""
+        self._closed = True
+        for registry in (self._job_subscribers, self._owner_subscribers):
+            for subscriptions in list(registry.values()):
+                for subscription in list(subscriptions):
+                    subscription.end()
+            registry.clear()
+
+
+def _forget(
+    registry: dict[str, set[Subscription]] | dict[str | None, set[Subscription]],
+    key: str | None,
+    subscription: Subscription,
+) -> None:
+    subscriptions = registry.get(key)  # type: ignore[arg-type]
+    if subscriptions is not None:
+        subscriptions.discard(subscription)
+        if not subscriptions:
+            del registry[key]  # type: ignore[arg-type]

@@ -1,0 +1,136 @@
+"""``open_runtime``: a runtime, its storage and its broadcaster for the length of a block."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from ._broadcaster import Broadcaster
+from ._config import RuntimeConfig
+from ._datadir import DataDirLock
+from ._hub import Hub
+from ._ids import EventIdGenerator
+from ._memory_store import MemoryStorage
+from ._pipeline import PipelineRegistry
+from ._runtime import STORE_CLOSE_TIMEOUT, Runtime
+from ._sqlite_store import SqliteStorage
+from ._storage import JobStorage
+
+logger = logging.getLogger("aura_actors.runtime")
+
+
+def default_storage(config: RuntimeConfig) -> JobStorage:
+    """SQLite in the data dir when ``config.persist_jobs``, else memory."""
+    if config.persist_jobs:
+        return SqliteStorage(
+            config.store_path,
+            history_ttl=config.history_ttl,
+            max_history_events=config.max_history_events,
+            artifacts_dir=config.artifacts_dir,
+            fsync=config.fsync,
+            retention_days=config.retention_days,
+            retention_jobs=config.retention_jobs,
+        )
+    return MemoryStorage(
+        history_ttl=config.history_ttl,
+        max_history_events=config.max_history_events,
+        artifacts_dir=config.artifacts_dir,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(
+    config: RuntimeConfig,
+    pipelines: PipelineRegistry,
+    *,
+    storage: JobStorage | None = None,
+    id_generator: EventIdGenerator | None = None,
+) -> AsyncIterator[Runtime]:
+    """Run a :class:`Runtime` for the duration of the ``async with`` block.
+
+    With ``config.persist_jobs`` the data dir is locked first (raises
+    :class:`~._datadir.DataDirLocked` if another process owns it), then the
+    SQLite store is opened: jobs an earlier process left unfinished are taken
+    back (see :meth:`Runtime.recover`) and event ids go on after the newest
+    stored one. ``storage`` replaces the storage the config describes.
+    Raises :class:`~._storage.StorageUnavailable` if the storage cannot be opened.
+
+    Leaving the block shuts down: new jobs are refused, running jobs end
+    ``Canceled`` (their subscribers see ``job-cancelled``), every subscription
+    ends, and everything acknowledged is stored (for at most
+    :data:`STORE_CLOSE_TIMEOUT` seconds of failing storage; then
+    ``runtime.broadcaster.lost_records`` says how much was not). No task of the
+    runtime outlives the block.
+    """
+    lock = DataDirLock(config.data_dir) if config.persist_jobs else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        storage = storage or default_storage(config)
+        recovery = await storage.open()
+        try:
+            id_generator = id_generator or EventIdGenerator()
+            if recovery.last_event_id is not None:
+                id_generator.resume_after(recovery.last_event_id)
+            broadcaster = Broadcaster(storage, Hub(), id_generator=id_generator)
+            async with _running(broadcaster, storage) as system_nursery:
+                try:
+                    async with trio.open_nursery() as job_nursery:
+                        runtime = Runtime(
+                            config,
+                            pipelines,
+                            storage,
+                            broadcaster,
+                            job_nursery,
+                            job_count=recovery.job_count,
+                        )
+                        runtime.recover(recovery.unfinished)
+                        try:
+                            yield runtime
+                        finally:
+                            runtime.begin_shutdown()
+                finally:
+                    broadcaster.hub.close()
+                    await _stop_broadcaster(broadcaster)
+                    system_nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await storage.aclose()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@asynccontextmanager
+async def _running(broadcaster: Broadcaster, storage: JobStorage) -> AsyncIterator[trio.Nursery]:
+    async with trio.open_nursery() as nursery:
+        # The broadcaster outlives a cancellation of the block: what was
+        # acknowledged must still be stored (see _stop_broadcaster).
+        nursery.start_soon(_shielded, broadcaster)
+        await nursery.start(storage.run)
+        yield nursery
+
+
+async def _shielded(broadcaster: Broadcaster) -> None:
+    with trio.CancelScope(shield=True) as scope:
+        broadcaster.stop_scope = scope
+        try:
+            await broadcaster.run()
+        finally:
+            broadcaster.stopped.set()
+
+
+async def _stop_broadcaster(broadcaster: Broadcaster) -> None:
+    broadcaster.give_up_after(STORE_CLOSE_TIMEOUT)
+    broadcaster.close()
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(STORE_CLOSE_TIMEOUT + 1.0):
+            await broadcaster.stopped.wait()
+            return
+        logger.error("the broadcaster did not stop in time; cutting it off")
+        if broadcaster.stop_scope is not None:
+            broadcaster.stop_scope.cancel()
+        await broadcaster.stopped.wait()

@@ -1,0 +1,94 @@
+"""The seam between the runtime and where jobs are kept: the :class:`JobStorage` protocol.
+
+The runtime (its broadcaster actor) writes through :meth:`JobStorage.commit`
+and reads snapshots, listings, histories and logs back. Two implementations
+ship: :class:`~._memory_store.MemoryStorage` (in-memory runtimes: tests,
+benchmarks, embedding) and :class:`~._sqlite_store.SqliteStorage` (the
+server's system of record in the data dir).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from ._events import Event
+from ._ids import EventId
+from ._records import Commit, JobRecord, LogLine
+from ._status import JobStatus
+
+
+class StorageUnavailable(Exception):
+    """A write or read failed (disk full, read-only, I/O error, the store unreachable)."""
+
+    code = "storage_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What an opened storage holds that the runtime must act on."""
+
+    #: Jobs left ``Queued`` or ``Running`` by an earlier process, oldest first.
+    unfinished: list[JobRecord] = field(default_factory=list)
+    #: The newest event id ever stored: new ids must be greater.
+    last_event_id: EventId | None = None
+    #: How many jobs are stored.
+    job_count: int = 0
+
+
+class JobStorage(Protocol):
+    """Where jobs, their event histories and their logs are kept.
+
+    Every method is a checkpoint unless it says otherwise; reads and writes
+    raise :class:`StorageUnavailable` when the storage fails.
+    """
+
+    async def open(self) -> Recovery:
+        """Open (creating or migrating as needed) and report what an earlier run left."""
+        ...
+
+    async def commit(self, commit: Commit) -> None:
+        """Apply ``commit`` atomically; when it returns, the data is stored."""
+        ...
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The stored record of ``job_id``, or ``None``."""
+        ...
+
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        any_owner: bool,
+        status: JobStatus | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[JobRecord]:
+        """Up to ``limit`` jobs with ``seq < before_seq`` (all when ``None``), newest first."""
+        ...
+
+    async def job_events(self, job_id: str, after: EventId | None, limit: int) -> list[Event]:
+        """Up to ``limit`` retained events of ``job_id`` after ``after`` (all if ``None``)."""
+        ...
+
+    async def owner_events(self, owner: str | None, after: EventId, limit: int) -> list[Event]:
+        """Up to ``limit`` events of every job of ``owner`` after ``after``, in id order."""
+        ...
+
+    async def logs(self, job_id: str) -> list[LogLine]:
+        """The stored log lines of ``job_id`` (empty when none)."""
+        ...
+
+    async def delete(self, job_id: str) -> None:
+        """Remove the record, history, logs and files of ``job_id``."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background upkeep (histories past their TTL, retention) until cancelled."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the storage. Idempotent."""
+        ...
