@@ -6,6 +6,9 @@ from __future__ import annotations
 SNAPSHOT_KEYS = frozenset(
     {
         "id",
+        "attempt",
+        "retryOf",
+        "node",
         "pipeline",
         "params",
         "status",
