@@ -80,7 +80,7 @@ def test_encoded_caches_per_function_and_computes_once() -> None:
 
 
 def subscription_of(events: list[Event]) -> Subscription:
-    return Subscription(replay=events, max_buffer=100, on_close=lambda sub: None)
+    return Subscription(replay=events, max_buffer=100)
 
 
 async def test_send_events_sends_batches_keepalives_when_quiet_and_stops_at_the_end(

@@ -89,8 +89,11 @@ class JobActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._stage_actors, send)
             async with receive:
+                broadcaster = self.job.broadcaster
                 async for message in receive:
                     self._handle(message)
+                    if broadcaster.congested:
+                        await broadcaster.wait_for_room()
                     if self._failure is not None:
                         nursery.cancel_scope.cancel()
                         return

@@ -32,6 +32,8 @@ logger = logging.getLogger("aura_actors.broadcaster")
 
 #: Seconds between retries of a failed commit: doubling from the first to the last.
 RETRY_BACKOFF = (0.05, 5.0)
+#: Items waiting in the inbox beyond which job actors wait (see :meth:`Broadcaster.wait_for_room`).
+INBOX_HIGH_WATER = 4096
 
 
 @dataclass(slots=True, eq=False)
@@ -75,12 +77,17 @@ class Broadcaster:
         *,
         id_generator: EventIdGenerator | None = None,
         max_batch: int = 2048,
+        fanout_slice: int = 64,
     ) -> None:
         self.storage = storage
         self.hub = hub
         self._ids = id_generator or EventIdGenerator()
         self._max_batch = max_batch
+        self._fanout_slice = max(1, fanout_slice)
         self._send, self._receive = trio.open_memory_channel[Outgoing](math.inf)
+        self._backlog = 0
+        self._room = trio.Event()
+        self._room.set()
         #: The last commit's failure while storage is failing; ``None`` when it works.
         self.storage_error: StorageUnavailable | None = None
         #: Records that could not be stored before the broadcaster had to stop.
@@ -95,6 +102,11 @@ class Broadcaster:
         self.stop_scope: trio.CancelScope | None = None
 
     @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions take live events (the hub's)."""
+        return self.hub.subscriber_count
+
+    @property
     def last_id(self) -> EventId | None:
         """The newest id handed out so far."""
         return self._ids.last
@@ -105,9 +117,26 @@ class Broadcaster:
         """Put ``item`` in the inbox. Not a checkpoint; never blocks."""
         try:
             self._send.send_nowait(item)
+            self._backlog += 1
+            if self._backlog > INBOX_HIGH_WATER and self._room.is_set():
+                self._room = trio.Event()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             if item.waiter is not None:
                 item.waiter.resolve(StorageUnavailable("the broadcaster has stopped"))
+
+    @property
+    def congested(self) -> bool:
+        """Whether senders should wait (:meth:`wait_for_room`) before sending more."""
+        return not self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        """Wait until the inbox has drained below half its high-water mark.
+
+        Job actors call it when :attr:`congested`, so a job that reports faster
+        than its events can be stored is slowed to the storage's pace instead
+        of queueing without bound. A checkpoint.
+        """
+        await self._room.wait()
 
     async def barrier(self) -> StorageUnavailable | None:
         """Wait until everything sent so far is stored; the storage error if it never was.
@@ -161,6 +190,9 @@ class Broadcaster:
         return True
 
     def _stage(self, item: Outgoing) -> None:
+        self._backlog -= 1
+        if self._backlog <= INBOX_HIGH_WATER // 2 and not self._room.is_set():
+            self._room.set()
         job = item.job
         if job is None:
             assert item.waiter is not None
@@ -197,17 +229,29 @@ class Broadcaster:
         if self.storage_error is not None:
             logger.warning("storage works again")
             self.storage_error = None
-        hub = self.hub
-        for event, job in self._staged:
-            hub.publish(event)
-            if event.type.is_terminal:
-                job.terminal_published = True
+        await self._fan_out()
         for waiter, _ in self._waiters:
             waiter.resolve()
         self._commit = Commit()
         self._staged = []
         self._waiters = []
         return True
+
+    async def _fan_out(self) -> None:
+        """Offer the stored batch to the hub, a slice at a time.
+
+        Readers get to run between slices, so a large batch (many events stored
+        at once) never arrives in one burst bigger than a subscriber's buffer.
+        """
+        hub = self.hub
+        staged = self._staged
+        for start in range(0, len(staged), self._fanout_slice):
+            if start:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            for event, job in staged[start : start + self._fanout_slice]:
+                hub.publish(event)
+                if event.type.is_terminal:
+                    job.terminal_published = True
 
     def _refuse_creations(self, error: StorageUnavailable) -> None:
         """Drop the new jobs of a failed commit and tell their submitters (they get a 503)."""

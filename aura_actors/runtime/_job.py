@@ -146,6 +146,11 @@ class Job:
 
     # -- events ------------------------------------------------------------------------
 
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """Where this job's events go."""
+        return self._broadcaster
+
     def emit(
         self,
         event_type: EventType,

@@ -75,7 +75,12 @@ async def open_runtime(
             id_generator = id_generator or EventIdGenerator()
             if recovery.last_event_id is not None:
                 id_generator.resume_after(recovery.last_event_id)
-            broadcaster = Broadcaster(storage, Hub(), id_generator=id_generator)
+            broadcaster = Broadcaster(
+                storage,
+                Hub(),
+                id_generator=id_generator,
+                fanout_slice=max(1, config.subscriber_buffer // 4),
+            )
             async with _running(broadcaster, storage) as system_nursery:
                 try:
                     async with trio.open_nursery() as job_nursery:

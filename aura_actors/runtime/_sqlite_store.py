@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -39,12 +40,14 @@ logger = logging.getLogger("aura_actors.store")
 
 T = TypeVar("T")
 
-_JOB_COLUMNS = "seq, owner, snapshot, history_expired, truncated_through"
+_JOB_COLUMNS = "seq, owner, snapshot, history_expired, truncated_through, finished_wall"
 _TERMINAL = tuple(status.value for status in TERMINAL_STATUSES)
 
 
-def _to_record(row: tuple[Any, ...]) -> JobRecord:
-    seq, owner, snapshot, expired, truncated = row
+def _to_record(row: tuple[Any, ...], expired_before: float) -> JobRecord:
+    seq, owner, snapshot, expired, truncated, finished_wall = row
+    # Past its TTL a history is gone for readers at once, whenever upkeep deletes it.
+    expired = expired or (finished_wall is not None and finished_wall < expired_before)
     return JobRecord(
         seq,
         owner,
@@ -166,7 +169,7 @@ class SqliteStorage:
             migrate(self._writer)
             writer = self._writer
             unfinished = [
-                _to_record(row)
+                _to_record(row, -math.inf)
                 for row in writer.execute(
                     f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN (?, ?) ORDER BY seq",
                     (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
@@ -278,6 +281,9 @@ class SqliteStorage:
 
     # -- reading -----------------------------------------------------------------------
 
+    def _expired_before(self) -> float:
+        return self._wall_clock() - self.history_ttl
+
     async def get(self, job_id: str) -> JobRecord | None:
         """The stored record of ``job_id``, or ``None``."""
 
@@ -285,7 +291,7 @@ class SqliteStorage:
             row = connection.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
-            return None if row is None else _to_record(row)
+            return None if row is None else _to_record(row, self._expired_before())
 
         return await self._read(read)
 
@@ -312,8 +318,11 @@ class SqliteStorage:
             "ORDER BY seq DESC LIMIT ?"
         )
         args.append(limit)
+        expired_before = self._expired_before()
         return await self._read(
-            lambda connection: [_to_record(row) for row in connection.execute(query, args)]
+            lambda connection: [
+                _to_record(row, expired_before) for row in connection.execute(query, args)
+            ]
         )
 
     async def job_events(self, job_id: str, after: EventId | None, limit: int) -> list[Event]:
