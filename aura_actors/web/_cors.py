@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from quart import Quart, Response, request
 
-ALLOWED_METHODS = "GET, POST, OPTIONS"
+ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
 EXPOSED_HEADERS = "Location"
 PREFLIGHT_MAX_AGE = "600"

@@ -11,10 +11,13 @@ from ..runtime import (
     InvalidCursor,
     InvalidJobRequest,
     JobAlreadyFinished,
+    JobIsLive,
     JobNotFound,
+    JobNotRetryable,
     QueueFull,
     RuntimeRefusal,
     ShuttingDown,
+    StorageFailing,
 )
 
 
@@ -34,7 +37,10 @@ class ApiError(Exception):
 _REFUSAL_STATUS: dict[type[RuntimeRefusal], int] = {
     JobNotFound: 404,
     JobAlreadyFinished: 409,
+    JobIsLive: 409,
+    JobNotRetryable: 409,
     QueueFull: 429,
+    StorageFailing: 503,
     ShuttingDown: 503,
     InvalidJobRequest: 422,
     InvalidCursor: 422,

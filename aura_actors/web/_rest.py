@@ -152,6 +152,34 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         job = await runtime.cancel(job_id, owner=user)
         return _json_response(job.snapshot(), 202)
 
+    @app.delete("/api/jobs/<job_id>")
+    @document_response(ErrorResponse, 404)
+    @document_response(ErrorResponse, 409)
+    async def delete_job(job_id: str) -> Response:
+        """Delete a finished job: its record, history and files (409 while it is live)."""
+        user = context.current_user()
+        await runtime.delete(job_id, owner=user)
+        return Response(b"", status=204)
+
+    @app.post("/api/jobs/<job_id>/retry")
+    @document_response(JobSnapshot, 202)
+    @document_response(ErrorResponse, 404)
+    @document_response(ErrorResponse, 409)
+    async def retry_job(job_id: str) -> Response:
+        """Run a Failed or Canceled job again, as a new job with ``retryOf`` set."""
+        user = context.current_user()
+        job = await runtime.retry(job_id, owner=user)
+        response = _json_response(job.snapshot(), 202)
+        response.headers["Location"] = f"/api/jobs/{job.id}"
+        return response
+
+    @app.get("/api/jobs/<job_id>/logs")
+    @document_response(ErrorResponse, 404)
+    async def job_logs(job_id: str) -> Response:
+        """The job's log: stage lines, warnings, the failure (bounded; owner only)."""
+        user = context.current_user()
+        return _json_response({"lines": await runtime.logs(job_id, owner=user)})
+
     @app.get("/api/jobs/<job_id>/artifacts/<name>")
     @document_response(ErrorResponse, 404)
     async def get_artifact(job_id: str, name: str) -> Response:
@@ -160,11 +188,15 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         job = await runtime.get(job_id, owner=user)
         for artifact in job.artifacts:
             if artifact.name == name:
+                # Resolved now, not when the file was made: a tampered record or a
+                # symlink in the job's folder must not lead anywhere else.
+                folder = (runtime.config.artifacts_dir / job.id).resolve()
                 path = (runtime.config.data_dir / artifact.path).resolve()
-                if not path.is_file():
+                if not path.is_relative_to(folder) or not path.is_file():
                     break
                 response = await send_file(path, mimetype=artifact.mime_type)
                 response.headers["Content-Disposition"] = f'inline; filename="{artifact.name}"'
+                response.headers["Cache-Control"] = "private, max-age=0"
                 return response
         raise ApiError(404, "artifact_not_found", f"job {job_id!r} has no artifact {name!r}")
 
@@ -172,8 +204,11 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
     @document_response(HealthResponse, 200)
     async def health() -> Response:
         """Liveness: 200 while serving, 503 once shutting down."""
+        problem = runtime.storage_problem
+        status = "shutting_down" if runtime.shutting_down else "degraded" if problem else "ok"
         body = {
-            "status": "shutting_down" if runtime.shutting_down else "ok",
+            "status": status,
+            "storage": {"ok": problem is None, "problem": problem},
             "version": __version__,
             "jobs": {
                 "running": runtime.running_count,
@@ -182,4 +217,4 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
             },
             "subscribers": runtime.subscriber_count,
         }
-        return _json_response(body, 503 if runtime.shutting_down else 200)
+        return _json_response(body, 200 if status == "ok" else 503)
