@@ -7,7 +7,13 @@ from pathlib import Path
 
 import trio
 
-from ._events import EventType
+from ..protocol import (
+    ArtifactInfo,
+    JobCompletedData,
+    StepProgressData,
+    StepStatusData,
+    WarningData,
+)
 from ._job import Job, utc_iso, utc_now
 from ._messages import Message, Progress, StageCompleted, StageFailed, StageStarted, Warning_
 from ._progress import EtaEstimator, ProgressTracker
@@ -210,8 +216,9 @@ class JobActor:
         elif isinstance(message, Warning_):
             self._log_line(message.message, "warning")
             job.emit(
-                EventType.WARNING,
-                {"step": job.stages[message.index].name, "message": message.message},
+                WarningData.build(
+                    job_id=job.id, step=job.stages[message.index].name, message=message.message
+                )
             )
         else:
             self._failure = message
@@ -223,27 +230,27 @@ class JobActor:
         if report.message is not None:
             job.message = report.message
         job.emit(
-            EventType.STEP_PROGRESS,
-            {
-                "step": job.stages[report.index].name,
-                "progressPct": job.progress_pct,
-                "stepProgressPct": round(self._tracker.stage_pct, 2),
-                "message": job.message,
-                "etaSeconds": job.eta_seconds,
-                "currentItem": report.current_item,
-                "totalItems": report.total_items,
-            },
+            StepProgressData.build(
+                job_id=job.id,
+                step=job.stages[report.index].name,
+                progress_pct=float(job.progress_pct),
+                step_progress_pct=round(float(self._tracker.stage_pct), 2),
+                message=job.message,
+                eta_seconds=job.eta_seconds,
+                current_item=report.current_item,
+                total_items=report.total_items,
+            )
         )
 
     def _emit_step_status(self, index: int, state: str) -> None:
         self.job.emit(
-            EventType.STEP_STATUS,
-            {
-                "step": self.job.stages[index].name,
-                "stepIndex": index,
-                "totalSteps": len(self.job.stages),
-                "state": state,
-            },
+            StepStatusData.build(
+                job_id=self.job.id,
+                step=self.job.stages[index].name,
+                step_index=index,
+                total_steps=len(self.job.stages),
+                state=state,
+            )
         )
 
     def _complete(self) -> None:
@@ -254,11 +261,16 @@ class JobActor:
         self._log_line(f"done in {duration:g} s")
         job.transition(JobStatus.DONE)
         job.emit_terminal(
-            EventType.JOB_COMPLETED,
-            {
-                "artifacts": [artifact.to_json() for artifact in job.artifacts],
-                "durationSeconds": duration,
-            },
+            JobCompletedData.build(
+                job_id=job.id,
+                artifacts=[
+                    ArtifactInfo.build(
+                        name=a.name, path=a.path, size_bytes=a.size_bytes, mime_type=a.mime_type
+                    )
+                    for a in job.artifacts
+                ],
+                duration_seconds=float(duration),
+            )
         )
 
     def _fail(self, failure: StageFailed) -> None:

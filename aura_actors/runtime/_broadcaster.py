@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._events import Event, EventType, JsonObject
+from ..protocol import AnyEventData
+from ._events import EVENT_TYPE_OF, Event, JsonObject
 from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
 from ._records import Commit, JobRecord, LogLine
@@ -52,15 +53,14 @@ class CommitWaiter:
 class Outgoing:
     """One item of the broadcaster's inbox.
 
-    An event of ``job`` (``event_type`` and ``data``), optionally with the job's
+    An event of ``job`` (its typed ``payload``), optionally with the job's
     snapshot to store and its log lines; ``create`` marks the job's first event,
     which also inserts its record. An item without a job is a barrier: its
     ``waiter`` is resolved once everything sent before it is stored.
     """
 
     job: Job | None
-    event_type: EventType | None = None
-    data: JsonObject | None = None
+    payload: AnyEventData | None = None
     snapshot: JsonObject | None = None
     logs: list[LogLine] | None = None
     create: bool = False
@@ -198,9 +198,12 @@ class Broadcaster:
             assert item.waiter is not None
             self._waiters.append((item.waiter, None))
             return
-        assert item.event_type is not None and item.data is not None
+        payload = item.payload
+        assert payload is not None
         event_id = self._ids.next_id()
-        event = Event(event_id, item.event_type, item.data, job.id, job.owner)
+        event = Event(
+            event_id, EVENT_TYPE_OF[type(payload)], job_id=job.id, owner=job.owner, payload=payload
+        )
         job.last_event_id = event_id
         commit = self._commit
         if item.snapshot is not None:

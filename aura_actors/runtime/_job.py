@@ -9,8 +9,16 @@ from typing import Any
 
 import trio
 
+from ..protocol import (
+    AnyEventData,
+    ErrorDetail,
+    JobCancelledData,
+    JobFailedData,
+    JobStatusData,
+    WarningData,
+)
 from ._broadcaster import Broadcaster, CommitWaiter, Outgoing
-from ._events import EventType, JsonObject
+from ._events import JsonObject
 from ._ids import EventId
 from ._records import JobRecord, LogLine
 from ._stage import Artifact, Stage
@@ -153,20 +161,18 @@ class Job:
 
     def emit(
         self,
-        event_type: EventType,
-        data: JsonObject,
+        payload: AnyEventData,
         *,
         store_snapshot: bool = False,
         logs: list[LogLine] | None = None,
         create: bool = False,
         waiter: CommitWaiter | None = None,
     ) -> None:
-        """Send one event of this job to the broadcaster (``jobId`` is added). Never blocks."""
+        """Send one event of this job to the broadcaster. Not a checkpoint; never blocks."""
         self._broadcaster.send(
             Outgoing(
                 self,
-                event_type,
-                {"jobId": self.id, **data},
+                payload,
                 self.snapshot() if store_snapshot or create else None,
                 logs,
                 create,
@@ -195,17 +201,15 @@ class Job:
         )
         self._emit_status(previous, store=not new_status.is_terminal)
 
-    def _emit_status(self, previous: JobStatus | None, *, store: bool) -> None:
-        self.emit(
-            EventType.JOB_STATUS,
-            {
-                "status": self.status.value,
-                "previousStatus": None if previous is None else previous.value,
-                "stage": self.stage,
-                "progressPct": self.progress_pct,
-            },
-            store_snapshot=store,
+    def _emit_status(self, previous: JobStatus | None, *, store: bool, **extra: Any) -> None:
+        payload = JobStatusData.build(
+            job_id=self.id,
+            status=self.status,
+            previous_status=previous,
+            stage=self.stage,
+            progress_pct=float(self.progress_pct),
         )
+        self.emit(payload, store_snapshot=store, **extra)
 
     def start_attempt(self, node: str | None) -> None:
         """Begin a run: ``Queued``→``Running``, or run again after an interruption."""
@@ -219,24 +223,17 @@ class Job:
         self.started_at = utc_now()
         self._started_clock = trio.current_time()
         self.emit(
-            EventType.WARNING,
-            {"step": self.stage, "message": f"running again (attempt {self.attempt})"},
+            WarningData.build(
+                job_id=self.id,
+                step=self.stage,
+                message=f"running again (attempt {self.attempt})",
+            )
         )
         self._emit_status(JobStatus.RUNNING, store=True)
 
     def announce_queued(self, waiter: CommitWaiter) -> None:
         """Emit the job's first event (``job-status`` Queued) and store its record."""
-        self.emit(
-            EventType.JOB_STATUS,
-            {
-                "status": JobStatus.QUEUED.value,
-                "previousStatus": None,
-                "stage": None,
-                "progressPct": 0.0,
-            },
-            create=True,
-            waiter=waiter,
-        )
+        self._emit_status(None, store=True, create=True, waiter=waiter)
 
     def request_cancel(self, message: str) -> None:
         """Cancel the job's scope; the actor ends it as ``Canceled`` with ``message``."""
@@ -249,22 +246,27 @@ class Job:
         message = self.cancel_message or CANCELED_BY_USER
         self.message = message
         self.transition(JobStatus.CANCELED)
-        self.emit_terminal(EventType.JOB_CANCELLED, {"step": self.stage, "message": message})
+        self.emit_terminal(JobCancelledData.build(job_id=self.id, step=self.stage, message=message))
 
     def finish_failed(self, code: str, message: str, remediation: str, log_tail: list[str]) -> None:
         """End the job as ``Failed`` and emit ``job-failed``."""
-        errors = [{"code": code, "message": message, "remediation": remediation}]
-        self.error = {"message": message, "errors": errors}
+        detail = {"code": code, "message": message, "remediation": remediation}
+        self.error = {"message": message, "errors": [detail]}
         self.message = message
         self.transition(JobStatus.FAILED)
         self.emit_terminal(
-            EventType.JOB_FAILED,
-            {"step": self.stage, "errorMessage": message, "errors": errors, "logs": log_tail},
+            JobFailedData.build(
+                job_id=self.id,
+                step=self.stage,
+                error_message=message,
+                errors=[ErrorDetail.build(**detail)],
+                logs=log_tail,
+            )
         )
 
-    def emit_terminal(self, event_type: EventType, data: JsonObject) -> None:
+    def emit_terminal(self, payload: AnyEventData) -> None:
         """Emit the job's terminal event, storing its final snapshot and its log with it."""
-        self.emit(event_type, data, store_snapshot=True, logs=list(self.logs))
+        self.emit(payload, store_snapshot=True, logs=list(self.logs))
 
     @property
     def running_seconds(self) -> float:

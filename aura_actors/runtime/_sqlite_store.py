@@ -59,9 +59,7 @@ def _to_record(row: tuple[Any, ...], expired_before: float) -> JobRecord:
 
 def _to_event(row: tuple[Any, ...]) -> Event:
     millis, counter, job_id, owner, event_type, data = row
-    return Event(
-        EventId(millis, counter), EventType(event_type), json.loads(data), job_id, owner, data
-    )
+    return Event(EventId(millis, counter), EventType(event_type), None, job_id, owner, data)
 
 
 class SqliteStorage:
