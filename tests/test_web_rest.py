@@ -376,8 +376,9 @@ async def test_unknown_routes_are_404_and_wrong_methods_405(client: httpx.AsyncC
     for method, path in (
         ("PUT", "/api/jobs"),
         ("DELETE", "/api/jobs"),
-        ("DELETE", f"/api/jobs/{job_id}"),
         ("PATCH", f"/api/jobs/{job_id}"),
+        ("GET", f"/api/jobs/{job_id}/retry"),
+        ("POST", f"/api/jobs/{job_id}/logs"),
         ("GET", f"/api/jobs/{job_id}/cancel"),
         ("POST", f"/api/jobs/{job_id}/events"),
         ("POST", "/api/events"),

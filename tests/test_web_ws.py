@@ -213,7 +213,11 @@ async def test_last_event_id_query_resumes_and_terminal_id_closes_at_once(
         async with open_websocket_url(ws_url(server, job_id, f"lastEventId={sse[3].id}")) as ws:
             events, code = await read_to_close(ws)
         assert code == 1000
-        assert [e.triple() for e in events] == [e.triple() for e in sse[4:]]
+        # The same events, intermediate progress aside: the live SSE read may have seen
+        # progress that the stored history the WebSocket replays has compacted.
+        assert [e.triple() for e in compact_progress(events)] == [
+            e.triple() for e in compact_progress(sse[4:])
+        ]
         async with open_websocket_url(ws_url(server, job_id, f"lastEventId={sse[-1].id}")) as ws:
             events, code = await read_to_close(ws)
         assert (events, code) == ([], 1000)
