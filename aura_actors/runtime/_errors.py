@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..protocol import ErrorCode
+
 
 class RuntimeRefusal(Exception):
     """Base class: the runtime refused a request. ``code`` is a stable machine-readable name."""
 
-    code = "refused"
+    code: str = ErrorCode.REFUSED
 
 
 class JobNotFound(RuntimeRefusal):
     """No such job (or it belongs to someone else, which looks the same)."""
 
-    code = "job_not_found"
+    code: str = ErrorCode.JOB_NOT_FOUND
 
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id!r} not found")
@@ -24,7 +26,7 @@ class JobNotFound(RuntimeRefusal):
 class JobAlreadyFinished(RuntimeRefusal):
     """The job is terminal, so it cannot be cancelled."""
 
-    code = "job_finished"
+    code: str = ErrorCode.JOB_FINISHED
 
     def __init__(self, job_id: str, status: str) -> None:
         super().__init__(f"job {job_id!r} already finished with status {status}")
@@ -35,7 +37,7 @@ class JobAlreadyFinished(RuntimeRefusal):
 class QueueFull(RuntimeRefusal):
     """Every slot is running and the queue holds its maximum."""
 
-    code = "queue_full"
+    code: str = ErrorCode.QUEUE_FULL
 
     def __init__(self, max_queued: int) -> None:
         super().__init__(f"the job queue is full ({max_queued} jobs waiting); retry later")
@@ -45,7 +47,7 @@ class QueueFull(RuntimeRefusal):
 class ShuttingDown(RuntimeRefusal):
     """The runtime is shutting down and takes no new jobs."""
 
-    code = "shutting_down"
+    code: str = ErrorCode.SHUTTING_DOWN
 
     def __init__(self) -> None:
         super().__init__("the server is shutting down and accepts no new jobs")
@@ -57,7 +59,7 @@ class InvalidJobRequest(RuntimeRefusal):
     ``errors`` lists each problem as ``{"field": ..., "message": ...}``.
     """
 
-    code = "validation_error"
+    code: str = ErrorCode.VALIDATION_ERROR
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -68,7 +70,7 @@ class InvalidJobRequest(RuntimeRefusal):
 class UnknownPipeline(InvalidJobRequest):
     """No pipeline of that name is registered."""
 
-    code = "unknown_pipeline"
+    code: str = ErrorCode.UNKNOWN_PIPELINE
 
     def __init__(self, name: object, known: list[str]) -> None:
         super().__init__(
@@ -80,7 +82,7 @@ class UnknownPipeline(InvalidJobRequest):
 class InvalidCursor(RuntimeRefusal):
     """A listing cursor that this runtime did not hand out."""
 
-    code = "invalid_cursor"
+    code: str = ErrorCode.INVALID_CURSOR
 
     def __init__(self, cursor: str) -> None:
         super().__init__(f"invalid cursor {cursor!r}")
@@ -89,7 +91,7 @@ class InvalidCursor(RuntimeRefusal):
 class JobIsLive(RuntimeRefusal):
     """The job is still ``Queued`` or ``Running``, so it cannot be deleted."""
 
-    code = "job_live"
+    code: str = ErrorCode.JOB_NOT_FINISHED
 
     def __init__(self, job_id: str, status: str) -> None:
         super().__init__(f"job {job_id!r} is {status}; cancel it first, or wait until it ends")
@@ -100,7 +102,7 @@ class JobIsLive(RuntimeRefusal):
 class JobNotRetryable(RuntimeRefusal):
     """Only ``Failed`` and ``Canceled`` jobs can be retried."""
 
-    code = "job_not_retryable"
+    code: str = ErrorCode.JOB_NOT_RETRYABLE
 
     def __init__(self, job_id: str, status: str) -> None:
         super().__init__(f"job {job_id!r} is {status}; only Failed or Canceled jobs can be retried")
@@ -111,7 +113,7 @@ class JobNotRetryable(RuntimeRefusal):
 class StorageFailing(RuntimeRefusal):
     """The job store cannot be written just now; nothing was accepted."""
 
-    code = "storage_unavailable"
+    code: str = ErrorCode.STORAGE_UNAVAILABLE
 
     def __init__(self, problem: str) -> None:
         super().__init__(f"the job store cannot be written ({problem}); retry later")
