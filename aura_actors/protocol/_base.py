@@ -92,8 +92,8 @@ class WireModel(BaseModel):
         no check of their types), so pass what validation would have
         produced. Fields left out take their defaults; a field that has none,
         or a name that is no field, raises :class:`TypeError`. Like
-        :meth:`model_construct`, but without its per-field loop (a third of
-        its cost). Not a checkpoint; pure computation.
+        :meth:`model_construct`, but without its per-field loop. Not a
+        checkpoint; pure computation.
         """
         names = cls.model_fields.keys()
         values = fields
