@@ -246,3 +246,15 @@ async def test_websocket_frames_parse_as_event_messages(
         message = EventMessage.model_validate(frame)
         assert dump_wire(message) == frame
         assert dump_wire(parse_event_data(message.event, message.data)) == frame["data"]
+
+
+def test_build_writes_the_fields_in_their_declared_order_whatever_the_order_given() -> None:
+    backwards = dict(reversed(PROGRESS.items()))
+    assert dump_json(StepProgressData.build(**backwards)) == dump_json(
+        StepProgressData.build(**PROGRESS)
+    )
+    assert list(json.loads(dump_json(ErrorData.build(message="m", code="c", job_id="j")))) == [
+        "jobId",
+        "code",
+        "message",
+    ]

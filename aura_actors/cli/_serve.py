@@ -1,24 +1,21 @@
-"""The ``aura-actors`` command line: ``serve``, and the client commands of :mod:`.commands`."""
+"""``aura-actors serve``: the flags of the server and starting it.
+
+The flags' defaults come from :class:`aura_actors.web.ServerSettings`, so the
+web package is imported only when this command is configured or run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import trio
-
-from . import __version__
-from .commands import add_client_commands
+from ._exit import EXIT_OK, EXIT_USAGE
 
 T = TypeVar("T")
-
-#: Exit codes shared by every command.
-EXIT_OK = 0
-EXIT_USAGE = 2
 
 
 def _env(name: str, convert: Callable[[str], Any] = str, default: Any = None) -> Any:
@@ -51,15 +48,12 @@ _positive_float = _checked(float, lambda value: value > 0, "must be positive")
 _non_negative_float = _checked(float, lambda value: value >= 0, "must not be negative")
 
 
-def _add_serve(subparsers: Any) -> None:
-    from .web import ServerSettings
+def configure(serve: argparse.ArgumentParser) -> None:
+    """Add the server's flags (each also ``AURA_<NAME>``) to the ``serve`` parser."""
+    from ..web import ServerSettings
 
     defaults = ServerSettings()
-    serve = subparsers.add_parser(
-        "serve",
-        help="run the API server",
-        description="Run the job runtime and its HTTP API (each flag also AURA_<NAME>).",
-    )
+    serve.description = "Run the job runtime and its HTTP API (each flag also AURA_<NAME>)."
     serve.add_argument("--host", default=_env("HOST", default=defaults.host))
     serve.add_argument("--port", type=int, default=_env("PORT", int, defaults.port))
     serve.add_argument(
@@ -86,6 +80,11 @@ def _add_serve(subparsers: Any) -> None:
         default=_env("HISTORY_TTL", _non_negative_float, defaults.history_ttl),
         help="seconds a finished job's events stay replayable",
     )
+    _configure_files(serve, defaults.data_dir, defaults.demo_jobs)
+    serve.set_defaults(handler=run_serve)
+
+
+def _configure_files(serve: argparse.ArgumentParser, data_dir: Path, demo_jobs: int) -> None:
     serve.add_argument(
         "--auth-tokens",
         type=Path,
@@ -102,21 +101,23 @@ def _add_serve(subparsers: Any) -> None:
     serve.add_argument(
         "--data-dir",
         type=Path,
-        default=_env("DATA_DIR", Path, defaults.data_dir),
+        default=_env("DATA_DIR", Path, data_dir),
         help="where artifacts live",
     )
     serve.add_argument(
         "--demo-jobs",
         type=_non_negative_int,
-        default=_env("DEMO_JOBS", _non_negative_int, defaults.demo_jobs),
+        default=_env("DEMO_JOBS", _non_negative_int, demo_jobs),
         help="submit this many demo video jobs at start",
     )
-    serve.set_defaults(handler=_run_serve)
 
 
-def _run_serve(args: argparse.Namespace) -> int:
-    from .runtime import DataDirLocked, SchemaTooNew, StorageUnavailable
-    from .web import ServerSettings, TokenFileError, configure_logging, serve
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server until Ctrl-C / SIGTERM; the exit code."""
+    import trio
+
+    from ..runtime import DataDirLocked, SchemaTooNew, StorageUnavailable
+    from ..web import ServerSettings, TokenFileError, configure_logging, serve
 
     cors = args.cors_origins
     if cors is None:
@@ -147,62 +148,3 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"aura-actors: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     return EXIT_OK
-
-
-def _add_bench(subparsers: Any) -> None:
-    bench = subparsers.add_parser(
-        "bench",
-        help="run the benchmark harness (python -m bench) from the source checkout",
-        add_help=False,
-    )
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(handler=_run_bench)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    return run_bench(args.bench_args)
-
-
-def run_bench(bench_args: Sequence[str]) -> int:
-    """Run ``python -m bench`` with ``bench_args`` in the source checkout."""
-    import subprocess
-
-    checkout = Path(__file__).resolve().parent.parent
-    if not (checkout / "bench" / "__main__.py").is_file():
-        print(
-            "aura-actors: the benchmark harness lives in the source checkout's bench/ folder; "
-            "install aura-actors from a checkout (pip install -e '.[bench]')",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    command = [sys.executable, "-m", "bench", *bench_args]
-    return subprocess.run(command, cwd=checkout, check=False).returncode
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
-    parser = argparse.ArgumentParser(
-        prog="aura-actors", description="A structured-concurrency job runtime on trio."
-    )
-    parser.add_argument("--version", action="version", version=f"aura-actors {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _add_serve(subparsers)
-    add_client_commands(subparsers)
-    _add_bench(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``aura-actors`` console script."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["bench"]:
-        # Everything after ``bench`` is the harness's own (argparse would eat ``--help``).
-        return run_bench(arguments[1:])
-    parser = build_parser()
-    args = parser.parse_args(arguments)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
