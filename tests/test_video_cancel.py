@@ -35,7 +35,7 @@ async def _cancel_and_finish(rt: Runtime, job_id: str, subscription: Subscriptio
     ("stage", "program", "pattern"),
     [
         ("Voice", "espeak-ng", ""),
-        ("Composition", "ffmpeg", "-loop"),
+        ("Composition", "ffmpeg", "tpad"),
         ("Rendering", "ffmpeg", "concat"),
     ],
 )
@@ -84,7 +84,7 @@ async def test_cancel_in_every_stage_of_a_real_render(tmp_path: Path, stage: str
 
 async def test_no_program_outlives_a_shutdown(tmp_path: Path) -> None:
     """Leaving the runtime cancels its jobs: their programs die with them."""
-    hanging = stand_in(tmp_path, "ffmpeg", FFMPEG, "-loop", "hang")
+    hanging = stand_in(tmp_path, "ffmpeg", FFMPEG, "tpad", "hang")
     async with video_runtime(tmp_path / "data", VideoTools(ffmpeg=hanging, espeak=ESPEAK)) as rt:
         job = rt.submit("video", {"topic": "Moles", "durationSeconds": 5, "speed": 1000})
         pid = int(await wait_for_line(tmp_path / "ffmpeg.pid"))

@@ -150,7 +150,7 @@ def test_commands_use_fast_still_image_settings() -> None:
     assert segment[:2] == ["ffmpeg", "-nostdin"]
     assert segment[segment.index("-progress") :][:2] == ["-progress", "pipe:1"]
     joined = " ".join(segment)
-    for flag in ("-tune stillimage", "-preset veryfast", "-frames:v 30", "-framerate 5", "libx264"):
+    for flag in ("-tune stillimage", "-preset veryfast", "-frames:v 30", "stop=29", "libx264"):
         assert flag in joined
     final = " ".join(final_command("ffmpeg", Path("w/list.txt"), Path("v.wav"), 30, Path("o.mp4")))
     for flag in ("-f concat", "-c:v copy", "-c:a aac", "-t 30.000", "+faststart"):

@@ -136,7 +136,7 @@ async def test_a_failing_espeak_falls_back_to_the_tone(tmp_path: Path) -> None:
     assert "placeholder tone from scene 1 on" in message
 
 
-@pytest.mark.parametrize(("stage", "pattern"), [("Composition", "-loop"), ("Rendering", "concat")])
+@pytest.mark.parametrize(("stage", "pattern"), [("Composition", "tpad"), ("Rendering", "concat")])
 async def test_a_failing_ffmpeg_fails_the_job_and_removes_its_files(
     tmp_path: Path, stage: str, pattern: str
 ) -> None:

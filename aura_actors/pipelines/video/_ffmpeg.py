@@ -19,8 +19,8 @@ from pathlib import Path
 
 #: x264 preset: fast, and still slides compress well even so.
 PRESET = "veryfast"
-#: Bit rate of the AAC voice track.
-AUDIO_BITRATE = "96k"
+#: Bit rate of the AAC voice track (mono speech at espeak-ng's 22.05 kHz).
+AUDIO_BITRATE = "64k"
 #: The longest progress line kept; a longer one is dropped (ffmpeg never writes one).
 MAX_LINE_BYTES = 4096
 
@@ -169,15 +169,19 @@ def _base(ffmpeg: str) -> list[str]:
 
 
 def segment_command(ffmpeg: str, slide: Path, frames: int, fps: int, output: Path) -> list[str]:
-    """Encode one still slide into an H.264 segment of ``frames`` frames at ``fps``."""
+    """Encode one still slide into an H.264 segment of ``frames`` frames at ``fps``.
+
+    The picture is decoded and converted once, then repeated (``tpad``): cheaper
+    than looping the input, which decodes the PNG again for every frame.
+    """
     return [
         *_base(ffmpeg),
-        "-loop",
-        "1",
         "-framerate",
         str(fps),
         "-i",
         str(slide),
+        "-vf",
+        f"format=yuv420p,tpad=stop_mode=clone:stop={max(0, frames - 1)}",
         "-frames:v",
         str(frames),
         "-c:v",
@@ -186,8 +190,6 @@ def segment_command(ffmpeg: str, slide: Path, frames: int, fps: int, output: Pat
         PRESET,
         "-tune",
         "stillimage",
-        "-pix_fmt",
-        "yuv420p",
         "-g",
         str(4 * fps),
         "-an",
@@ -226,8 +228,6 @@ def final_command(
         "aac",
         "-b:a",
         AUDIO_BITRATE,
-        "-ar",
-        "44100",
         "-af",
         "apad",
         "-t",
