@@ -102,6 +102,7 @@ PLAYABLE_SECONDS = """
 async (video) => {
   if (!video.canPlayType('video/mp4; codecs="avc1.42E01E, mp4a.40.2"')) return null;
   if (video.readyState < 1) {
+    video.preload = "metadata";  // the page says "none": nothing loads before a click
     await new Promise((resolve, reject) => {
       video.addEventListener("loadedmetadata", resolve, { once: true });
       const failed = () => reject(new Error(`video error ${video.error?.code}`));
@@ -345,6 +346,9 @@ async def test_three_jobs_move_independently_over_one_event_source(tmp_path: Pat
             expect(player).to_have_attribute("src", f"{files}/video.mp4")
             expect(player).to_have_attribute("poster", f"{files}/thumbnail.jpg")
             expect(player).to_have_attribute("controls", "")
+            # Nothing is fetched before the user asks: a list of many finished jobs
+            # must not open a download per video.
+            expect(player).to_have_attribute("preload", "none")
             for job_id in (middle, slow):  # no video, no player
                 expect(cards[job_id].locator(".player")).to_be_hidden()
             # The browser reads the MP4 (when it has an H.264 decoder: Debian's has).
