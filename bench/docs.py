@@ -41,6 +41,12 @@ NOTES = """\
   `runtime.cancel()` → `job-cancelled` received by a subscriber. The limit is the same
   wait in a bare trio task cancelled through its scope. The first 3 of each kind are
   not counted on either side.
+- **Video render.** The real `video` pipeline (espeak-ng speech, Pillow slides, ffmpeg
+  segments and the final H.264 + AAC mux), one job at a time in a fresh runtime, timed
+  from `submit` to the subscriber receiving `job-completed`; stage times from the
+  `step-status` events. `speed` 1000 all but removes the pacing (the real work alone);
+  `speed` 1 adds the default pacing of 0.25 s per scene in each of the first four stages.
+  The reference is the video's length (ratio < 1: faster than real time).
 - **HTTP.** Each server runs in its own process, pinned to one core; the load runs in
   another process pinned to the other core (raw trio sockets, a minimal HTTP/1.1 +
   SSE parser that splits frames but does not decode the JSON). Delivery latency is the

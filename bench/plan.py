@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bench.http.scenarios import HttpPlan, LatencyRun
 
-SCENARIOS = ("spawn", "fanout", "cancel", "http")
+SCENARIOS = ("spawn", "fanout", "cancel", "video", "http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,8 @@ class Plan:
     fanout_deliveries: int
     cancel_counts: dict[str, int]
     http: HttpPlan
+    #: ``(durationSeconds, speed)`` of each real video render timed.
+    video_renders: tuple[tuple[float, float], ...] = ((30.0, 1000.0),)
 
 
 def make_plan(mode: str) -> Plan:
@@ -42,6 +44,7 @@ def make_plan(mode: str) -> Plan:
                 idle_steps=(50,),
                 cancels=5,
             ),
+            video_renders=((5.0, 1000.0),),
         )
     if mode == "quick":
         return Plan(
@@ -80,4 +83,5 @@ def make_plan(mode: str) -> Plan:
             idle_steps=(1000, 5000),
             cancels=200,
         ),
+        video_renders=((30.0, 1000.0), (30.0, 1.0), (120.0, 1000.0)),
     )

@@ -1,6 +1,6 @@
 """Smoke test of the benchmark harness: the in-process scenarios produce numbers.
 
-Runs ``python -m bench --smoke --only spawn,fanout,cancel`` (tiny sizes, a few
+Runs ``python -m bench --smoke --only spawn,fanout,cancel,video`` (tiny sizes, a few
 seconds) in a child process with a time limit, so a hang fails with the
 harness's progress lines instead of blocking the suite, and checks the results
 file: every measure has a finite value, and the raw curves are there. It never
@@ -29,7 +29,7 @@ HARNESS_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     results_dir = tmp_path_factory.mktemp("bench-results")
-    argv = ["--smoke", "--only", "spawn,fanout,cancel", "--results-dir", str(results_dir)]
+    argv = ["--smoke", "--only", "spawn,fanout,cancel,video", "--results-dir", str(results_dir)]
     command = [sys.executable, "-m", "bench", *argv, "--no-plots"]
     try:
         done = subprocess.run(
@@ -54,6 +54,7 @@ def test_every_measure_has_a_number(smoke_results: dict[str, object]) -> None:
     assert ("spawn", "tracemalloc per job") in names
     assert ("fanout", "delivered events/s") in names
     assert ("cancel", "cancel p99") in names
+    assert ("video", "render time") in names
     for measure in measures:
         assert math.isfinite(measure["value"]), measure
         assert measure["reference"] is not None and math.isfinite(measure["reference"]), measure
@@ -67,6 +68,9 @@ def test_raw_curves_are_saved(smoke_results: dict[str, object]) -> None:
     assert scenarios["fanout"]["curve"]["aura"][0]["delivered_per_second"] > 0
     for kind in ("sleep", "subprocess", "thread"):
         assert scenarios["cancel"]["samples"][kind]["aura_ms"]
+    (render,) = scenarios["video"]["renders"]
+    assert render["status"] == "Done" and render["videoBytes"] > 0
+    assert set(render["stages"]) == {"Script", "Voice", "Visuals", "Composition", "Rendering"}
 
 
 def test_plots_and_docs_render(smoke_results: dict[str, object], tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ EXAMPLES = DOCS / "examples"
 
 #: Each example, and a line its output must contain.
 EXPECTED_OUTPUT = {
-    "watch_progress.py": "done: script.txt, voice.wav, storyboard.svg, render.json",
+    "watch_progress.py": "done: video.mp4, thumbnail.jpg, voice.wav, script.txt",
     "progress_with_cancel.py": "final status: Canceled",
     "all_event_types.py": "warning stage-1: synthetic warning at stage 0 tick 2",
     "raw_sse_httpx.py": "job-completed",

@@ -96,6 +96,24 @@ async ([bodies, token]) => Promise.all(bodies.map(async (body) => {
 }))
 """
 
+#: The duration the browser reads from a <video> element's file, or null when it cannot
+#: decode H.264 (a chromium built without it).
+PLAYABLE_SECONDS = """
+async (video) => {
+  if (!video.canPlayType('video/mp4; codecs="avc1.42E01E, mp4a.40.2"')) return null;
+  if (video.readyState < 1) {
+    video.preload = "metadata";  // the page says "none": nothing loads before a click
+    await new Promise((resolve, reject) => {
+      video.addEventListener("loadedmetadata", resolve, { once: true });
+      const failed = () => reject(new Error(`video error ${video.error?.code}`));
+      video.addEventListener("error", failed, { once: true });
+      video.load();
+    });
+  }
+  return video.duration;
+}
+"""
+
 #: Console lines that are expected while a server is down or a token is missing.
 _EXPECTED_CONSOLE = re.compile(
     r"Failed to load resource|net::ERR_|EventSource|status of (401|503)", re.IGNORECASE
@@ -106,6 +124,13 @@ def video(topic: str, duration: float = 30, speed: float = 1) -> dict[str, Any]:
     return {
         "pipeline": "video",
         "params": {"topic": topic, "durationSeconds": duration, "speed": speed},
+    }
+
+
+def synthetic(stages: int, ticks: int, tick_seconds: float) -> dict[str, Any]:
+    return {
+        "pipeline": "synthetic",
+        "params": {"stages": stages, "ticks": ticks, "tickSeconds": tick_seconds},
     }
 
 
@@ -223,8 +248,8 @@ async def test_start_from_form_watch_progress_and_cancel_through_confirm(tmp_pat
             expect(page.get_by_label("Topic")).to_have_attribute("aria-invalid", "true")
             expect(page.locator("li.job")).to_have_count(0)
 
-            # 30 s of video at speed 1: about 12 s of work, plenty of time to cancel.
-            card = start_from_form(page, "Tides of the North Sea", 30)
+            # 60 s of video at speed 1: about 15 s of work, plenty of time to cancel.
+            card = start_from_form(page, "Tides of the North Sea", 60)
             expect(page.locator("#empty")).to_be_hidden()
             expect(card.locator(".badge")).to_have_text("Running")
             bar = card.get_by_role("progressbar")
@@ -277,10 +302,11 @@ async def test_three_jobs_move_independently_over_one_event_source(tmp_path: Pat
             page.goto(server.url)
             expect_live(page)
             page.evaluate(RECORD_PROGRESS)
-            # About 2, 4 and 6 seconds of work, started in the same instant.
+            # A real render of about 2 s, and two synthetic jobs of 20 and 10 s, started
+            # in the same instant.
             fast, middle, slow = page.evaluate(
                 POST_JOBS_AT_ONCE,
-                [[video("Fast", 30, 6), video("Middle", 30, 3), video("Slow", 30, 2)], None],
+                [[video("Fast", 12, 2), synthetic(2, 100, 0.1), synthetic(2, 50, 0.1)], None],
             )
             cards = {job_id: card_by_id(page, job_id) for job_id in (fast, middle, slow)}
             for card in cards.values():
@@ -313,15 +339,36 @@ async def test_three_jobs_move_independently_over_one_event_source(tmp_path: Pat
             switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
             assert switches >= 6, order
 
+            # The finished video plays on the page, its thumbnail as the poster.
+            files = f"/api/jobs/{fast}/artifacts"
+            player = cards[fast].locator(".player video")
+            expect(player).to_be_visible()
+            expect(player).to_have_attribute("src", f"{files}/video.mp4")
+            expect(player).to_have_attribute("poster", f"{files}/thumbnail.jpg")
+            expect(player).to_have_attribute("controls", "")
+            # Nothing is fetched before the user asks: a list of many finished jobs
+            # must not open a download per video.
+            expect(player).to_have_attribute("preload", "none")
+            for job_id in (middle, slow):  # no video, no player
+                expect(cards[job_id].locator(".player")).to_be_hidden()
+            # The browser reads the MP4 (when it has an H.264 decoder: Debian's has).
+            seconds = page.evaluate(PLAYABLE_SECONDS, player.element_handle())
+            if seconds is not None:
+                assert abs(seconds - 12) < 0.5, seconds
+            poster = page.request.get(f"{server.url}{files}/thumbnail.jpg")
+            assert poster.status == 200 and poster.headers["content-type"] == "image/jpeg"
+
             # The finished jobs link to their files, and the links work.
             links = cards[fast].locator("a.artifact")
             expect(links).to_have_count(4)
             names = [link.get_attribute("data-name") for link in links.all()]
-            assert names == ["script.txt", "voice.wav", "storyboard.svg", "render.json"]
+            assert names == ["video.mp4", "thumbnail.jpg", "voice.wav", "script.txt"]
             href = cards[fast].locator('a.artifact[data-name="script.txt"]').get_attribute("href")
             response = page.request.get(f"{server.url}{href}")
             assert response.status == 200
             assert "Fast" in response.text()
+            movie = page.request.get(f"{server.url}{files}/video.mp4")
+            assert movie.status == 200 and movie.headers["content-type"] == "video/mp4"
 
             # One EventSource for every job.
             assert page.evaluate("window.__eventSources.length") == 1
@@ -366,8 +413,8 @@ async def test_warnings_failures_and_screenshot(tmp_path: Path) -> None:
             running = [
                 request.post(url, data=body).json()["id"]
                 for body in (
-                    video("How octopuses taste with their arms", 60, 2),
-                    video("A day in the life of a honeybee", 90, 2),
+                    video("How octopuses taste with their arms", 60),
+                    video("A day in the life of a honeybee", 90),
                 )
             ]
             queued = request.post(url, data=video("Building a sundial", 30)).json()["id"]
@@ -610,11 +657,19 @@ async def test_auth_asks_for_a_token_and_works_with_it(tmp_path: Path) -> None:
 
             # Files open with the token (the page fetches them with the header).
             with page.context.expect_page() as opened:
-                card.locator('a.artifact[data-name="render.json"]').click()
+                card.locator('a.artifact[data-name="script.txt"]').click()
             tab = opened.value
             tab.wait_for_url(re.compile(r"^blob:"))
-            expect(tab.locator("body")).to_contain_text('"topic": "Alice\'s video"')
+            expect(tab.locator("body")).to_contain_text("# Alice's video")
             tab.close()
+            # The video element cannot send the header: its URLs carry the token.
+            player = card.locator(".player video")
+            expect(player).to_have_attribute(
+                "src", re.compile(r"/artifacts/video\.mp4\?access_token=s3cret-alice$")
+            )
+            src = player.get_attribute("src")
+            assert src is not None
+            assert page.request.get(f"{server.url}{src}").status == 200
 
             # The token is remembered: a reload goes straight to the jobs.
             page.reload()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,92 +101,6 @@ async def test_submit_refuses_bad_params_and_unknown_pipelines(runtime: Runtime)
         assert isinstance(unknown.value, InvalidJobRequest)
     assert runtime.job_count == 0
     assert default_pipelines().names() == ["synthetic", "video"]
-
-
-# -- a video job -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("duration", "speed"), [(30, 1.0), (5, 4.0)])
-async def test_video_job_runs_through_its_five_stages(
-    make_runtime: RuntimeFactory,
-    thread_aware_autojump_clock: trio.testing.MockClock,
-    tmp_path: Path,
-    duration: int,
-    speed: float,
-) -> None:
-    async with make_runtime(data_dir=tmp_path) as rt:
-        job = rt.submit(
-            "video",
-            {"topic": "Octopus <intelligence>", "durationSeconds": duration, "speed": speed},
-        )
-        events = await job_events(rt, job.id)
-    assert job.status is JobStatus.DONE, [e.data for e in events[-2:]]
-    assert not of_type(events, EventType.WARNING), "no stage should look stalled"
-    names = list(VIDEO_RANGES)
-    scenes = -(-duration // 6)
-    items = {
-        "Script": scenes,
-        "Voice": scenes,
-        "Visuals": 3 * scenes,
-        "Composition": scenes,
-        "Rendering": 10,
-    }
-    steps = [e for e in events if e.type is EventType.STEP_STATUS]
-    assert [(e.data["step"], e.data["state"]) for e in steps] == [
-        (name, state) for name in names for state in ("Started", "Completed")
-    ]
-    for index, pair in enumerate(zip(steps[::2], steps[1::2], strict=True)):
-        for event in pair:
-            assert event.data["stepIndex"] == index
-            assert event.data["totalSteps"] == 5
-    # progress of each stage inside its range; items counted 1..N of N
-    current_stage = None
-    by_stage: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for event in events:
-        if event.type is EventType.STEP_STATUS and event.data["state"] == "Started":
-            current_stage = event.data["step"]
-        if event.type is EventType.STEP_PROGRESS:
-            assert event.data["step"] == current_stage
-            by_stage[event.data["step"]].append(event.data)
-    for name, reports in by_stage.items():
-        low, high = VIDEO_RANGES[name]
-        assert reports, f"{name} reported no progress"
-        assert all(low <= r["progressPct"] <= high for r in reports), name
-        assert reports[-1]["progressPct"] == high
-        assert [r["currentItem"] for r in reports] == list(range(1, items[name] + 1))
-        assert {r["totalItems"] for r in reports} == {items[name]}
-        assert reports[-1]["stepProgressPct"] == 100.0
-    pcts = [e.data["progressPct"] for e in events if "progressPct" in e.data]
-    assert pcts == sorted(pcts) and pcts[-1] == 100.0
-    completed = events[-1]
-    assert completed.type is EventType.JOB_COMPLETED
-    assert completed.data["durationSeconds"] == pytest.approx(0.4 * duration / speed, abs=0.01)
-    artifacts = completed.data["artifacts"]
-    assert [a["name"] for a in artifacts] == [
-        "script.txt",
-        "voice.wav",
-        "storyboard.svg",
-        "render.json",
-    ]
-    assert [a["mimeType"] for a in artifacts] == [
-        "text/plain",
-        "audio/wav",
-        "image/svg+xml",
-        "application/json",
-    ]
-    assert job.snapshot()["artifacts"] == artifacts
-    _check_artifact_files(tmp_path, artifacts)
-
-
-def _check_artifact_files(data_dir: Path, artifacts: list[dict[str, Any]]) -> None:
-    for artifact in artifacts:
-        path = data_dir / artifact["path"]
-        assert path.is_file(), artifact
-        assert path.resolve().is_relative_to(data_dir.resolve())
-        assert path.stat().st_size == artifact["sizeBytes"] > 0
-    assert (data_dir / artifacts[0]["path"]).read_text().startswith("# Octopus <intelligence>")
-    assert "&lt;intelligence&gt;" in (data_dir / artifacts[2]["path"]).read_text()
-    assert (data_dir / artifacts[1]["path"]).read_bytes()[:4] == b"RIFF"
 
 
 # -- synthetic ---------------------------------------------------------------------------

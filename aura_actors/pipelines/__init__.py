@@ -2,7 +2,7 @@
 
 from ..runtime import PipelineRegistry
 from ._synthetic import SyntheticParams, SyntheticPipeline
-from ._video import VIDEO_STAGES, VideoParams, VideoPipeline
+from .video import VIDEO_STAGES, VideoParams, VideoPipeline, VideoTools
 
 
 def default_pipelines() -> PipelineRegistry:
@@ -16,5 +16,6 @@ __all__ = [
     "SyntheticPipeline",
     "VideoParams",
     "VideoPipeline",
+    "VideoTools",
     "default_pipelines",
 ]

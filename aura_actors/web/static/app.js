@@ -795,6 +795,7 @@
 
     renderWarnings(job, $(".warnings", el));
     renderError(job, $(".error", el));
+    renderPlayer(job, $(".player", el));
     renderArtifacts(job, $(".artifacts", el));
     renderActions(job, $(".actions", el));
   }
@@ -941,6 +942,39 @@
     box.replaceChildren(...parts);
   }
 
+  /** An artifact's URL; with a token it rides in the query, as on the event stream,
+   * because a <video> element cannot send an Authorization header. */
+  function artifactUrl(job, name, withToken = false) {
+    const url = `/api/jobs/${encodeURIComponent(job.id)}/artifacts/${encodeURIComponent(name)}`;
+    return withToken && state.token ? `${url}?access_token=${encodeURIComponent(state.token)}` : url;
+  }
+
+  function findArtifact(job, name, mimeType) {
+    return job.artifacts.find((a) => a.name === name) || job.artifacts.find((a) => a.mimeType === mimeType);
+  }
+
+  /** A finished video job plays its video.mp4 here, with thumbnail.jpg as the poster. */
+  function renderPlayer(job, box) {
+    const done = job.status === "Done" && !job.lost;
+    const movie = done ? findArtifact(job, "video.mp4", "video/mp4") : null;
+    const player = $("video", box);
+    box.hidden = !movie;
+    if (!movie) {
+      if (player.hasAttribute("src")) {
+        player.removeAttribute("src");
+        player.load();
+      }
+      return;
+    }
+    const src = artifactUrl(job, movie.name, true);
+    if (player.getAttribute("src") === src) return;
+    const poster = findArtifact(job, "thumbnail.jpg", "image/jpeg");
+    if (poster) player.setAttribute("poster", artifactUrl(job, poster.name, true));
+    else player.removeAttribute("poster");
+    player.setAttribute("aria-label", `Video: ${jobTitle(job)}`);
+    player.setAttribute("src", src);
+  }
+
   function renderArtifacts(job, box) {
     const show = job.status === "Done" && !job.lost && job.artifacts.length > 0;
     box.hidden = !show;
@@ -954,7 +988,7 @@
         const li = document.createElement("li");
         const a = document.createElement("a");
         a.className = "artifact";
-        a.href = `/api/jobs/${encodeURIComponent(job.id)}/artifacts/${encodeURIComponent(artifact.name)}`;
+        a.href = artifactUrl(job, artifact.name);
         a.target = "_blank";
         a.rel = "noopener";
         a.dataset.name = artifact.name;
