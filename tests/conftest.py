@@ -153,7 +153,7 @@ def is_terminal(event: Event) -> bool:
 
 async def job_events(runtime: Runtime, job_id: str) -> list[Event]:
     """A job's stream from its retained history to its terminal event."""
-    with runtime.subscribe_job(job_id) as subscription:
+    with await runtime.subscribe_job(job_id) as subscription:
         return await collect(subscription)
 
 

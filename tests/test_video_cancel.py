@@ -25,7 +25,7 @@ def _started(stage: str) -> Callable[[Event], bool]:
 
 
 async def _cancel_and_finish(rt: Runtime, job_id: str, subscription: Subscription) -> list[Event]:
-    rt.cancel(job_id)
+    await rt.cancel(job_id)
     events = await read_until(subscription, is_terminal)
     assert events[-1].type is EventType.JOB_CANCELLED, events[-1]
     return events
@@ -50,13 +50,14 @@ async def test_cancel_kills_the_running_program_and_its_children(
         espeak=hanging if program == "espeak-ng" else ESPEAK,
     )
     async with video_runtime(tmp_path / "data", tools) as rt:
-        job = rt.submit("video", {"topic": "Owls", "durationSeconds": 12, "speed": 1000})
-        with rt.subscribe_job(job.id) as subscription:
+        job = await rt.submit("video", {"topic": "Owls", "durationSeconds": 12, "speed": 1000})
+        with await rt.subscribe_job(job.id) as subscription:
             pid = int(await wait_for_line(tmp_path / f"{program}.pid"))
             group = live(in_session(pid))
             assert {info.pid for info in group} >= {pid}, "the program leads its own session"
             assert len(group) >= 2, f"the stand-in and its child run: {group}"
             events = await _cancel_and_finish(rt, job.id, subscription)
+            job = await rt.get(job.id)
         await wait_until_none(in_session(pid))
     assert events[-1].data["step"] == stage
     assert job.status is JobStatus.CANCELED
@@ -69,13 +70,14 @@ async def test_cancel_in_every_stage_of_a_real_render(tmp_path: Path, stage: str
     """The real programs: cancel as the stage starts (or, in a paced stage, once it is under
     way); nothing that names the job's folder keeps running, and the folder is gone."""
     async with video_runtime(tmp_path) as rt:
-        job = rt.submit("video", {"topic": "Whales", "durationSeconds": 30, "speed": 20})
+        job = await rt.submit("video", {"topic": "Whales", "durationSeconds": 30, "speed": 20})
         folder = tmp_path / "artifacts" / job.id
-        with rt.subscribe_job(job.id) as subscription:
+        with await rt.subscribe_job(job.id) as subscription:
             await read_until(subscription, _started(stage))
             if stage != "Rendering":
                 await read_until(subscription, lambda e: e.type is EventType.STEP_PROGRESS)
             events = await _cancel_and_finish(rt, job.id, subscription)
+            job = await rt.get(job.id)
         await wait_until_none(mentioning(str(folder)))
     assert events[-1].data["step"] == stage
     assert job.status is JobStatus.CANCELED and job.artifacts == []
@@ -86,9 +88,10 @@ async def test_no_program_outlives_a_shutdown(tmp_path: Path) -> None:
     """Leaving the runtime cancels its jobs: their programs die with them."""
     hanging = stand_in(tmp_path, "ffmpeg", FFMPEG, "tpad", "hang")
     async with video_runtime(tmp_path / "data", VideoTools(ffmpeg=hanging, espeak=ESPEAK)) as rt:
-        job = rt.submit("video", {"topic": "Moles", "durationSeconds": 5, "speed": 1000})
+        job = await rt.submit("video", {"topic": "Moles", "durationSeconds": 5, "speed": 1000})
         pid = int(await wait_for_line(tmp_path / "ffmpeg.pid"))
     await wait_until_none(in_session(pid))
-    assert job.status is JobStatus.CANCELED
+    stored = await rt.storage.get(job.id)  # the in-memory storage outlives its runtime
+    assert stored is not None and stored.status is JobStatus.CANCELED
     assert not live(lambda info: info.ppid == os.getpid() and "sleep" in info.cmdline)
     assert not (tmp_path / "data" / "artifacts" / job.id).exists()

@@ -56,8 +56,9 @@ def _wav_seconds(path: Path) -> float:
 async def test_a_5_second_video_is_a_real_mp4(tmp_path: Path) -> None:
     async with video_runtime(tmp_path) as rt:
         params = {"topic": "Tides <and> moons", "durationSeconds": 5, "speed": FAST}
-        job = rt.submit("video", params)
+        job = await rt.submit("video", params)
         events = await job_events(rt, job.id)
+        job = await rt.get(job.id)
     assert job.status is JobStatus.DONE, [e.data for e in events[-2:]]
     warnings = [e.data["message"] for e in of_type(events, EventType.WARNING)]
     if ESPEAK:
@@ -76,8 +77,10 @@ async def test_a_5_second_video_is_a_real_mp4(tmp_path: Path) -> None:
     assert (info.width, info.height) == (1280, 720)
     assert info.duration_seconds == pytest.approx(5.0, abs=0.25)
     assert _wav_seconds(folder / "voice.wav") == pytest.approx(5.0, abs=0.01)
-    assert Image.open(folder / "thumbnail.jpg").size == (640, 360)
-    assert Image.open(folder / "slides" / "01.png").size == (1280, 720)
+    with Image.open(folder / "thumbnail.jpg") as thumbnail:
+        assert thumbnail.size == (640, 360)
+    with Image.open(folder / "slides" / "01.png") as slide:
+        assert slide.size == (1280, 720)
     assert (folder / "script.txt").read_text().startswith("# Tides <and> moons\n")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["slides", *(name for name, _ in ARTIFACTS)]
@@ -86,8 +89,9 @@ async def test_a_5_second_video_is_a_real_mp4(tmp_path: Path) -> None:
 
 async def test_stages_report_items_and_stay_in_their_ranges(tmp_path: Path) -> None:
     async with video_runtime(tmp_path) as rt:
-        job = rt.submit("video", {"topic": "Volcanoes", "durationSeconds": 12, "speed": FAST})
+        job = await rt.submit("video", {"topic": "Volcanoes", "durationSeconds": 12, "speed": FAST})
         events = await job_events(rt, job.id)
+        job = await rt.get(job.id)
     assert job.status is JobStatus.DONE
     steps = of_type(events, EventType.STEP_STATUS)
     assert [(e.data["step"], e.data["state"]) for e in steps] == [
@@ -110,8 +114,9 @@ async def test_stages_report_items_and_stay_in_their_ranges(tmp_path: Path) -> N
 async def test_without_espeak_a_placeholder_tone_and_a_warning(tmp_path: Path) -> None:
     tools = VideoTools(ffmpeg=FFMPEG, espeak=None)
     async with video_runtime(tmp_path, tools) as rt:
-        job = rt.submit("video", {"topic": "Bees", "durationSeconds": 5, "speed": FAST})
+        job = await rt.submit("video", {"topic": "Bees", "durationSeconds": 5, "speed": FAST})
         events = await job_events(rt, job.id)
+        job = await rt.get(job.id)
     assert job.status is JobStatus.DONE
     (warning,) = of_type(events, EventType.WARNING)
     assert warning.data["step"] == "Voice"
@@ -127,8 +132,9 @@ async def test_without_espeak_a_placeholder_tone_and_a_warning(tmp_path: Path) -
 async def test_a_failing_espeak_falls_back_to_the_tone(tmp_path: Path) -> None:
     espeak = stand_in(tmp_path, "espeak-ng", None, "", "fail")
     async with video_runtime(tmp_path, VideoTools(ffmpeg=FFMPEG, espeak=espeak)) as rt:
-        job = rt.submit("video", {"topic": "Ants", "durationSeconds": 12, "speed": FAST})
+        job = await rt.submit("video", {"topic": "Ants", "durationSeconds": 12, "speed": FAST})
         events = await job_events(rt, job.id)
+        job = await rt.get(job.id)
     assert job.status is JobStatus.DONE
     (warning,) = of_type(events, EventType.WARNING)
     message = warning.data["message"]
@@ -142,8 +148,9 @@ async def test_a_failing_ffmpeg_fails_the_job_and_removes_its_files(
 ) -> None:
     ffmpeg = stand_in(tmp_path, "ffmpeg", FFMPEG, pattern, "fail")
     async with video_runtime(tmp_path, VideoTools(ffmpeg=ffmpeg, espeak=ESPEAK)) as rt:
-        job = rt.submit("video", {"topic": "Ants", "durationSeconds": 5, "speed": FAST})
+        job = await rt.submit("video", {"topic": "Ants", "durationSeconds": 5, "speed": FAST})
         events = await job_events(rt, job.id)
+        job = await rt.get(job.id)
     assert job.status is JobStatus.FAILED
     failed = events[-1]
     assert failed.data["step"] == stage

@@ -43,12 +43,12 @@ async def render_once(data_dir: Path, duration: float, speed: float) -> RenderTi
     config = RuntimeConfig(data_dir=data_dir, max_concurrent_jobs=1)
     async with open_runtime(config, default_pipelines()) as runtime:
         began = time.perf_counter()
-        job = runtime.submit(
+        job = await runtime.submit(
             "video", {"topic": "Benchmarks", "durationSeconds": duration, "speed": speed}
         )
         stages: dict[str, float] = {}
         started: dict[str, float] = {}
-        with runtime.subscribe_job(job.id) as subscription:
+        with await runtime.subscribe_job(job.id) as subscription:
             async for event in subscription:
                 now = time.perf_counter()
                 if event.type is EventType.STEP_STATUS:
@@ -60,6 +60,7 @@ async def render_once(data_dir: Path, duration: float, speed: float) -> RenderTi
                 if event.type.is_terminal:
                     break
         seconds = time.perf_counter() - began
+        job = await runtime.get(job.id)
     size = sum(a.size_bytes for a in job.artifacts if a.name == "video.mp4")
     return RenderTiming(seconds, job.status.value, stages, size)
 
