@@ -220,6 +220,7 @@ async def test_list_is_newest_first_filters_by_status_and_pages_with_a_cursor(
         {"limit": ""},
         {"cursor": "not-a-cursor"},
         {"cursor": "-3"},
+        {"cursor": "99999999"},
     ],
 )
 async def test_list_rejects_bad_queries_with_422(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -57,8 +58,8 @@ class JobActor:
         self._failure: StageFailed | None = None
         self._completed = False
 
-    def _log_line(self, line: str, level: str = "info") -> None:
-        log_line(self.job, line, level)
+    def _log_line(self, line: str, level: str = "info", stage: str | None = None) -> None:
+        log_line(self.job, line, level, stage)
 
     async def run(self) -> None:
         """Run the job to a terminal status. Never raises but for ``Cancelled``/``BaseException``.
@@ -108,6 +109,9 @@ class JobActor:
     async def _stage_actors(self, mailbox: trio.MemorySendChannel[Message]) -> None:
         async with mailbox:
             for index, stage in enumerate(self.job.stages):
+                # Logged here, in the stage actors' task, so a stage's own lines
+                # (written at once by ctx.log) always come after it.
+                self._log_line(f"{stage.name} started", stage=stage.name)
                 await mailbox.send(StageStarted(index))
                 context = StageContext(
                     job_id=self.job.id,
@@ -117,14 +121,18 @@ class JobActor:
                     total_stages=len(self.job.stages),
                     data_dir=self.data_dir,
                     mailbox=mailbox,
-                    log_line=self._log_line,
+                    log_line=partial(self._log_stage_line, stage.name),
                     artifacts=self.job.artifacts,
                 )
                 failure = await self._run_stage(stage, context)
                 if failure is not None:
                     await mailbox.send(failure)
                     return
+                self._log_line(f"{stage.name} completed", stage=stage.name)
                 await mailbox.send(StageCompleted(index))
+
+    def _log_stage_line(self, stage: str, line: str, level: str = "info") -> None:
+        self._log_line(line, level, stage)
 
     async def _run_stage(self, stage: Stage, context: StageContext) -> StageFailed | None:
         index = context.stage_index
@@ -132,6 +140,9 @@ class JobActor:
             if stage.stall_timeout is None:
                 await stage.run(context)
             elif not await self._run_watched(stage, context, stage.stall_timeout):
+                self._log_line(
+                    f"{stage.name}: no progress for {stage.stall_timeout:g} s", "error", stage.name
+                )
                 return StageFailed(
                     index,
                     "stalled",
@@ -139,10 +150,10 @@ class JobActor:
                     "the stage may be stuck on an external resource; check it and retry",
                 )
         except StageError as exc:
-            self._log_line(f"{stage.name}: {exc.message}", "error")
+            self._log_line(f"{stage.name}: {exc.message}", "error", stage.name)
             return StageFailed(index, exc.code, exc.message, exc.remediation)
         except Exception as exc:
-            self._log_line(f"{stage.name}: {type(exc).__name__}: {exc}", "error")
+            self._log_line(f"{stage.name}: {type(exc).__name__}: {exc}", "error", stage.name)
             return StageFailed(
                 index,
                 "stage_error",
@@ -205,16 +216,13 @@ class JobActor:
             job.stage = stage.name
             job.message = f"{stage.name} started"
             job.progress_pct = self._tracker.start_stage(message.index)
-            self._log_line(f"{stage.name} started")
             self._emit_step_status(message.index, "Started")
         elif isinstance(message, StageCompleted):
             if self._tracker.stage_pct < 100.0:
                 self._on_progress(Progress(message.index, 1.0, None, None, None))
             job.progress_pct = self._tracker.complete_stage(message.index)
-            self._log_line(f"{job.stages[message.index].name} completed")
             self._emit_step_status(message.index, "Completed")
         elif isinstance(message, Warning_):
-            self._log_line(message.message, "warning")
             job.emit(
                 WarningData.build(
                     job_id=job.id, step=job.stages[message.index].name, message=message.message
@@ -278,9 +286,18 @@ class JobActor:
         self.job.finish_failed(failure.code, failure.message, failure.remediation, tail)
 
 
-def log_line(job: Job, message: str, level: str = "info") -> None:
-    """Add a line to ``job``'s bounded log (the oldest go past :data:`LOG_LINES_KEPT`)."""
+def log_line(job: Job, message: str, level: str = "info", stage: str | None = None) -> None:
+    """Add a line to ``job``'s bounded log (the oldest go past :data:`LOG_LINES_KEPT`).
+
+    ``stage`` defaults to the job's current stage.
+    """
     logs = job.logs
-    logs.append({"at": utc_iso(utc_now()), "level": level, "stage": job.stage, "message": message})
+    entry = {
+        "at": utc_iso(utc_now()),
+        "level": level,
+        "stage": stage or job.stage,
+        "message": message,
+    }
+    logs.append(entry)
     if len(logs) > LOG_LINES_KEPT:
         del logs[: len(logs) - LOG_LINES_KEPT]

@@ -165,18 +165,29 @@ class Broadcaster:
         open_ = True
         while open_ or self._commit or self._waiters:
             if open_ and not self._commit and not self._waiters:
-                try:
-                    self._stage(await self._receive.receive())
-                except trio.EndOfChannel:
-                    open_ = False
+                open_ = await self._receive_one(backoff if self.storage_error else math.inf)
             open_ = self._stage_waiting() and open_
+            # With nothing staged while storage fails, the (empty) commit is a probe:
+            # it tells when storage works again, so new jobs are taken again.
             if await self._flush():
                 backoff = RETRY_BACKOFF[0]
             elif trio.current_time() >= self._give_up_at:
                 self._abandon()
-            else:
-                await trio.sleep(backoff)
+            elif self._commit or self._waiters:
+                # Wait before retrying, but never past the time to give up.
+                await trio.sleep(min(backoff, max(0.0, self._give_up_at - trio.current_time())))
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
+            else:
+                backoff = min(backoff * 2, RETRY_BACKOFF[1])
+
+    async def _receive_one(self, patience: float) -> bool:
+        """Stage the next item, waiting at most ``patience`` seconds; ``False`` once closed."""
+        with trio.move_on_after(patience):
+            try:
+                self._stage(await self._receive.receive())
+            except trio.EndOfChannel:
+                return False
+        return True
 
     def _stage_waiting(self) -> bool:
         """Stage what waits in the inbox (up to a batch); ``False`` once it is closed."""

@@ -99,6 +99,8 @@ class MemoryStorage:
         limit: int,
     ) -> list[JobRecord]:
         """Newest first from ``before_seq``. Not a checkpoint."""
+        if before_seq is not None and before_seq > len(self._order):
+            raise ValueError(f"cursor {before_seq} was never given")
         index = (
             len(self._order) - 1 if before_seq is None else min(before_seq, len(self._order)) - 1
         )

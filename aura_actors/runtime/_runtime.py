@@ -190,6 +190,8 @@ class Runtime:
             raise StorageFailing(str(waiter.error))
         self._job_count += 1
         logger.info("job submitted", extra={"job_id": job.id, "pipeline": job.pipeline})
+        if job.status is not JobStatus.QUEUED:  # canceled while its record was being stored
+            return JobRecord(0, job.owner, job.snapshot())
         self._queue[job.id] = job
         if self._shutting_down:
             self._cancel_queued(job, CANCELED_BY_SHUTDOWN)
@@ -343,6 +345,8 @@ class Runtime:
             return
         self._shutting_down = True
         logger.info("runtime shutting down", extra={"running": self._running})
+        # Failing storage gets as long as a job's last events may wait for it.
+        self.broadcaster.give_up_after(STORE_CLOSE_TIMEOUT)
         if not self.config.persist_jobs:
             while self._queue:
                 _, job = self._queue.popitem(last=False)
@@ -415,6 +419,8 @@ class Runtime:
                 before_seq=before,
                 limit=limit + 1,
             )
+        except ValueError:
+            raise InvalidCursor(cursor or "") from None
         except Exception as exc:
             raise StorageFailing(str(exc)) from exc
         next_cursor = str(records[limit - 1].seq) if len(records) > limit else None

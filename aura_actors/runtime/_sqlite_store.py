@@ -187,9 +187,14 @@ class SqliteStorage:
     # -- writing ---------------------------------------------------------------------
 
     async def commit(self, commit: Commit) -> None:
-        """Apply ``commit`` in one transaction. Raises :class:`StorageUnavailable`."""
+        """Apply ``commit`` in one transaction. Raises :class:`StorageUnavailable`.
+
+        An empty commit still writes (a probe of whether storage works).
+        """
         if commit:
             await self._write(lambda connection: self._apply(connection, commit))
+        else:
+            await self._write(_probe)
 
     def _apply(self, connection: sqlite3.Connection, commit: Commit) -> None:
         seq = self._next_seq
@@ -303,6 +308,8 @@ class SqliteStorage:
         limit: int,
     ) -> list[JobRecord]:
         """Up to ``limit`` jobs newest first, one indexed query."""
+        if before_seq is not None and before_seq > self._next_seq:
+            raise ValueError(f"cursor {before_seq} was never given")
         clauses = ["seq < ?"]
         args: list[Any] = [before_seq if before_seq is not None else self._next_seq]
         if not any_owner:
@@ -405,6 +412,12 @@ class SqliteStorage:
                 if connection is not None:
                     await trio.to_thread.run_sync(connection.close)
             self._writer = self._reader = None
+
+
+def _probe(connection: sqlite3.Connection) -> None:
+    connection.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', ?)", (str(time.time()),)
+    )
 
 
 def _expire(connection: sqlite3.Connection, finished_before: float) -> int:

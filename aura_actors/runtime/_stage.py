@@ -133,7 +133,7 @@ class StageContext:
         total_stages: int,
         data_dir: Path,
         mailbox: trio.MemorySendChannel[Message],
-        log_line: Callable[[str], None],
+        log_line: Callable[[str, str], None],
         artifacts: list[Artifact],
     ) -> None:
         self.job_id = job_id
@@ -170,12 +170,13 @@ class StageContext:
         )
 
     async def warn(self, message: str) -> None:
-        """Emit a non-fatal ``warning`` event. A checkpoint."""
+        """Emit a non-fatal ``warning`` event (and log it). A checkpoint."""
+        self._log_line(message, "warning")
         await self._mailbox.send(Warning_(self.stage_index, message))
 
     def log(self, line: str) -> None:
         """Keep a log line; the last lines go with a ``job-failed`` event."""
-        self._log_line(line)
+        self._log_line(line, "info")
 
     def add_artifact(self, name: str, path: Path, mime_type: str | None = None) -> Artifact:
         """Register a file this stage wrote; it must exist under the data dir."""
