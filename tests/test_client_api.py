@@ -304,6 +304,7 @@ async def test_websocket_carries_the_same_events_as_sse(client: AuraClient) -> N
     # The same events, but for intermediate progress: the WebSocket followed the job
     # live, the SSE read replays its stored history, where progress runs are compacted.
     assert _compacted(over_ws) == _compacted(over_sse)
+    assert isinstance(over_ws[-1], JobCompletedEvent)
 
 
 def _compacted(events: list[Any]) -> list[Any]:
@@ -314,7 +315,6 @@ def _compacted(events: list[Any]) -> list[Any]:
         else:
             out.append(event)
     return out
-    assert isinstance(over_ws[-1], JobCompletedEvent)
 
 
 async def test_websocket_cancel_and_resume(client: AuraClient) -> None:
