@@ -26,6 +26,7 @@ from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
 from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job
 from ._memory_store import MemoryStorage
+from ._observer import NullObserver, RuntimeObserver
 from ._open import default_storage, open_runtime
 from ._pipeline import Pipeline, PipelineRegistry
 from ._progress import EtaEstimator, ProgressTracker
@@ -90,6 +91,7 @@ __all__ = [
     "JsonObject",
     "LogLine",
     "MemoryStorage",
+    "NullObserver",
     "Pipeline",
     "PipelineRegistry",
     "ProgressTracker",
@@ -97,6 +99,7 @@ __all__ = [
     "Recovery",
     "Runtime",
     "RuntimeConfig",
+    "RuntimeObserver",
     "RuntimeRefusal",
     "SchemaTooNew",
     "ShuttingDown",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from ..protocol import AnyEventData
 from ._events import EVENT_TYPE_OF, Event, JsonObject
 from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
+from ._observer import NullObserver, RuntimeObserver
 from ._records import Commit, JobRecord, LogLine
 from ._storage import JobStorage, StorageUnavailable
 
@@ -78,9 +80,11 @@ class Broadcaster:
         id_generator: EventIdGenerator | None = None,
         max_batch: int = 2048,
         fanout_slice: int = 64,
+        observer: RuntimeObserver | None = None,
     ) -> None:
         self.storage = storage
         self.hub = hub
+        self.observer: RuntimeObserver = observer or NullObserver()
         self._ids = id_generator or EventIdGenerator()
         self._max_batch = max_batch
         self._fanout_slice = max(1, fanout_slice)
@@ -232,14 +236,17 @@ class Broadcaster:
 
     async def _flush(self) -> bool:
         """Store the staged commit, then fan it out; ``False`` if storage failed."""
+        began = time.perf_counter()
         try:
             await self.storage.commit(self._commit)
         except StorageUnavailable as exc:
+            self.observer.commit_failed()
             if self.storage_error is None:
                 logger.error("storage failed; retrying", extra={"error": str(exc)})
             self.storage_error = exc
             self._refuse_creations(exc)
             return False
+        self.observer.committed(time.perf_counter() - began, self._commit.events)
         if self.storage_error is not None:
             logger.warning("storage works again")
             self.storage_error = None
@@ -266,6 +273,8 @@ class Broadcaster:
                 hub.publish(event)
                 if event.type.is_terminal:
                     job.terminal_published = True
+                    if job.cancel_requested_at is not None:
+                        self.observer.cancel_took(time.perf_counter() - job.cancel_requested_at)
 
     def _refuse_creations(self, error: StorageUnavailable) -> None:
         """Drop the new jobs of a failed commit and tell their submitters (they get a 503)."""

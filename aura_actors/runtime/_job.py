@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,7 @@ class Job:
         "artifacts",
         "attempt",
         "cancel_message",
+        "cancel_requested_at",
         "cancel_scope",
         "created_at",
         "error",
@@ -121,6 +123,8 @@ class Job:
         self.logs: list[LogLine] = []
         self.cancel_scope = trio.CancelScope()
         self.cancel_message: str | None = None
+        #: ``time.perf_counter()`` when a cancel was first asked for (for metrics).
+        self.cancel_requested_at: float | None = None
         self.terminal_published = False
         self._started_clock: float | None = None
         self._broadcaster = broadcaster
@@ -239,6 +243,7 @@ class Job:
         """Cancel the job's scope; the actor ends it as ``Canceled`` with ``message``."""
         if self.cancel_message is None:
             self.cancel_message = message
+            self.cancel_requested_at = time.perf_counter()
         self.cancel_scope.cancel()
 
     def finish_canceled(self) -> None:

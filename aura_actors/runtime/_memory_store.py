@@ -133,6 +133,14 @@ class MemoryStorage:
         merged = heapq.merge(*histories, key=_id_of)
         return [event for _, event in zip(range(limit), merged, strict=False)]
 
+    async def count_jobs(self) -> dict[tuple[str, str], int]:
+        """Jobs per ``(status, pipeline)``. Not a checkpoint."""
+        counts: dict[tuple[str, str], int] = {}
+        for row in self._rows.values():
+            key = (str(row.data["status"]), str(row.data["pipeline"]))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def logs(self, job_id: str) -> list[LogLine]:
         """The job's stored log lines. Not a checkpoint."""
         row = self._rows.get(job_id)

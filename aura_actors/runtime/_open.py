@@ -14,6 +14,7 @@ from ._datadir import DataDirLock
 from ._hub import Hub
 from ._ids import EventIdGenerator
 from ._memory_store import MemoryStorage
+from ._observer import RuntimeObserver
 from ._pipeline import PipelineRegistry
 from ._runtime import STORE_CLOSE_TIMEOUT, Runtime
 from ._sqlite_store import SqliteStorage
@@ -48,6 +49,7 @@ async def open_runtime(
     *,
     storage: JobStorage | None = None,
     id_generator: EventIdGenerator | None = None,
+    observer: RuntimeObserver | None = None,
 ) -> AsyncIterator[Runtime]:
     """Run a :class:`Runtime` for the duration of the ``async with`` block.
 
@@ -80,6 +82,7 @@ async def open_runtime(
                 Hub(),
                 id_generator=id_generator,
                 fanout_slice=max(1, config.subscriber_buffer // 4),
+                observer=observer,
             )
             async with _running(broadcaster, storage) as system_nursery:
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -228,6 +229,7 @@ class Runtime:
     def _cancel_queued(self, job: Job, message: str) -> None:
         self._queue.pop(job.id, None)
         job.cancel_message = message
+        job.cancel_requested_at = time.perf_counter()
         job.finish_canceled()
         self._job_nursery.start_soon(self._retire, job)
 

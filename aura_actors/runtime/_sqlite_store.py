@@ -353,6 +353,17 @@ class SqliteStorage:
             lambda connection: [_to_event(row) for row in connection.execute(query, args)]
         )
 
+    async def count_jobs(self) -> dict[tuple[str, str], int]:
+        """Jobs per ``(status, pipeline)``, one aggregate query."""
+        query = (
+            "SELECT status, json_extract(snapshot, '$.pipeline'), count(*) FROM jobs GROUP BY 1, 2"
+        )
+        return await self._read(
+            lambda connection: {
+                (status, pipeline): count for status, pipeline, count in connection.execute(query)
+            }
+        )
+
     async def logs(self, job_id: str) -> list[LogLine]:
         """The stored log lines of ``job_id``."""
 

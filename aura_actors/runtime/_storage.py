@@ -77,6 +77,10 @@ class JobStorage(Protocol):
         """Up to ``limit`` events of every job of ``owner`` after ``after``, in id order."""
         ...
 
+    async def count_jobs(self) -> dict[tuple[str, str], int]:
+        """How many jobs there are per ``(status, pipeline)``."""
+        ...
+
     async def logs(self, job_id: str) -> list[LogLine]:
         """The stored log lines of ``job_id`` (empty when none)."""
         ...
