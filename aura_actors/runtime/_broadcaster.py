@@ -269,7 +269,9 @@ class Broadcaster:
         for start in range(0, len(staged), self._fanout_slice):
             if start:
                 await trio.lowlevel.cancel_shielded_checkpoint()
+            now = time.perf_counter()
             for event, job in staged[start : start + self._fanout_slice]:
+                event.published_at = now
                 hub.publish(event)
                 if event.type.is_terminal:
                     job.terminal_published = True

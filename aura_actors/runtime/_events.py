@@ -37,7 +37,17 @@ class Event:
     others once, when first asked for, and shared by every subscriber.
     """
 
-    __slots__ = ("_data", "_json", "_payload", "_views", "id", "job_id", "owner", "type")
+    __slots__ = (
+        "_data",
+        "_json",
+        "_payload",
+        "_views",
+        "id",
+        "job_id",
+        "owner",
+        "published_at",
+        "type",
+    )
 
     def __init__(
         self,
@@ -60,6 +70,9 @@ class Event:
         self._json = json_text
         self._payload = payload
         self._views: dict[Callable[[Event], Any], Any] | None = None
+        #: ``time.perf_counter()`` when it was offered to live subscribers (``None``
+        #: for an event read back from storage): what delivery lag is measured from.
+        self.published_at: float | None = None
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, type={self.type.value!r}, job_id={self.job_id!r})"
