@@ -20,6 +20,10 @@ class TickAt(ParamsModel):
     tick: int = pydantic.Field(ge=0)
 
 
+#: The shortest stall timeout of a synthetic stage, in seconds.
+MIN_STALL_SECONDS = 30.0
+
+
 class SyntheticParams(ParamsModel):
     """Params of the ``synthetic`` pipeline."""
 
@@ -82,4 +86,9 @@ class SyntheticPipeline:
         """One :class:`Stage` per requested stage, named ``stage-1`` … ``stage-N``."""
         model = SyntheticParams.model_validate(params)
         run = partial(_tick_stage, model)
-        return [Stage(name=f"stage-{i + 1}", run=run, weight=1.0) for i in range(model.stages)]
+        # A stage reports every tick: ten ticks without a report means it is stuck.
+        stall = max(MIN_STALL_SECONDS, 10 * model.tick_seconds)
+        return [
+            Stage(name=f"stage-{i + 1}", run=run, weight=1.0, stall_timeout=stall)
+            for i in range(model.stages)
+        ]

@@ -19,6 +19,7 @@ from ._errors import (
     ShuttingDown,
     StorageFailing,
     UnknownPipeline,
+    UserQuotaExceeded,
 )
 from ._events import Event, EventType, JsonObject, stream_error
 from ._history import JobHistory
@@ -112,6 +113,7 @@ __all__ = [
     "StorageUnavailable",
     "Subscription",
     "UnknownPipeline",
+    "UserQuotaExceeded",
     "check_transition",
     "default_storage",
     "open_runtime",

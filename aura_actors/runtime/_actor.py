@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from pathlib import Path
 
@@ -47,12 +48,21 @@ class JobActor:
         "data_dir",
         "job",
         "mailbox_size",
+        "max_seconds",
     )
 
-    def __init__(self, job: Job, *, data_dir: Path, mailbox_size: int = 64) -> None:
+    def __init__(
+        self,
+        job: Job,
+        *,
+        data_dir: Path,
+        mailbox_size: int = 64,
+        max_seconds: float | None = None,
+    ) -> None:
         self.job = job
         self.data_dir = data_dir
         self.mailbox_size = mailbox_size
+        self.max_seconds = max_seconds
         self._tracker = ProgressTracker([stage.weight for stage in job.stages])
         self._eta = EtaEstimator()
         self._failure: StageFailed | None = None
@@ -68,9 +78,18 @@ class JobActor:
         when admitting it).
         """
         job = self.job
+        limit = math.inf if self.max_seconds is None else self.max_seconds
         try:
-            with job.cancel_scope:
+            with job.cancel_scope, trio.move_on_after(limit) as deadline:
                 await self._run_stages()
+            if deadline.cancelled_caught and not job.cancel_scope.cancel_called:
+                self._log_line(f"stopped: ran longer than {limit:g} s", "error")
+                self._failure = StageFailed(
+                    -1,
+                    "timeout",
+                    f"the job ran longer than {limit:g} s (--max-job-seconds)",
+                    "make the job shorter, or ask the operator for a longer limit",
+                )
         except Exception as exc:  # a bug in the runtime or a pipeline: fail this job only
             logger.exception("job actor crashed", extra={"job_id": job.id})
             self._log_line(f"internal error: {exc!r}", "error")

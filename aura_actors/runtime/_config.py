@@ -60,6 +60,12 @@ class RuntimeConfig:
     retention_jobs: int | None = _setting(
         None, "keep at most this many finished jobs; older ones are deleted", min=0
     )
+    max_jobs_per_user: int | None = _setting(
+        None, "jobs one user may have Queued or Running at once (beyond: 429)", min=1
+    )
+    max_job_seconds: float | None = _setting(
+        None, "a job running longer than this ends Failed with code timeout", min=0
+    )
     keep_failed_files: bool = _setting(
         False, "keep the files of failed and canceled jobs (removed by default)"
     )

@@ -88,6 +88,19 @@ class InvalidCursor(RuntimeRefusal):
         super().__init__(f"invalid cursor {cursor!r}")
 
 
+class UserQuotaExceeded(RuntimeRefusal):
+    """The user already has the most jobs ``Queued`` or ``Running`` one user may have."""
+
+    code: str = ErrorCode.USER_QUOTA_EXCEEDED
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"you have {limit} jobs queued or running, the most one user may have; "
+            "wait for one to end, or cancel one"
+        )
+        self.limit = limit
+
+
 class JobIsLive(RuntimeRefusal):
     """The job is still ``Queued`` or ``Running``, so it cannot be deleted."""
 

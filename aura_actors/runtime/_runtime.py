@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -25,8 +24,10 @@ from ._errors import (
     QueueFull,
     ShuttingDown,
     StorageFailing,
+    UserQuotaExceeded,
 )
 from ._events import Event, stream_error
+from ._fair_queue import FairQueue
 from ._files import remove_job_files
 from ._hub import Hub
 from ._ids import EventId
@@ -89,7 +90,7 @@ class Runtime:
         self.hub: Hub = broadcaster.hub
         self._job_nursery = job_nursery
         self._live: dict[str, Job] = {}
-        self._queue: OrderedDict[str, Job] = OrderedDict()
+        self._queue = FairQueue()
         self._creating = 0
         self._running = 0
         self._job_count = job_count
@@ -162,6 +163,7 @@ class Runtime:
             raise StorageFailing(str(self.broadcaster.storage_error))
         definition = self.pipelines.get(pipeline)
         clean_params = definition.validate(params if params is not None else {})
+        self._check_quota(owner)
         if self._free_slots() <= 0 and len(self._queue) >= self.config.max_queued_jobs:
             raise QueueFull(self.config.max_queued_jobs)
         stages = definition.build(clean_params)
@@ -193,12 +195,22 @@ class Runtime:
         logger.info("job submitted", extra={"job_id": job.id, "pipeline": job.pipeline})
         if job.status is not JobStatus.QUEUED:  # canceled while its record was being stored
             return JobRecord(0, job.owner, job.snapshot())
-        self._queue[job.id] = job
+        self._queue.push(job)
         if self._shutting_down:
             self._cancel_queued(job, CANCELED_BY_SHUTDOWN)
         else:
             self._admit_waiting()
         return JobRecord(0, job.owner, job.snapshot())
+
+    def _check_quota(self, owner: str | None) -> None:
+        limit = self.config.max_jobs_per_user
+        if limit is None:
+            return
+        live = sum(
+            1 for job in self._live.values() if job.owner == owner and not job.status.is_terminal
+        )
+        if live >= limit:
+            raise UserQuotaExceeded(limit)
 
     def _free_slots(self) -> int:
         return self.config.max_concurrent_jobs - self._running - self._creating
@@ -227,7 +239,7 @@ class Runtime:
         return JobRecord(0, job.owner, job.snapshot())
 
     def _cancel_queued(self, job: Job, message: str) -> None:
-        self._queue.pop(job.id, None)
+        self._queue.remove(job)
         job.cancel_message = message
         job.cancel_requested_at = time.perf_counter()
         job.finish_canceled()
@@ -264,13 +276,14 @@ class Runtime:
 
     def _admit_waiting(self) -> None:
         while self._queue and self._free_slots() > 0 and not self._shutting_down:
-            _, job = self._queue.popitem(last=False)
-            self._start(job)
+            self._start(self._queue.pop())
 
     def _start(self, job: Job) -> None:
         self._running += 1
         job.start_attempt(self.config.node_name)
-        actor = JobActor(job, data_dir=self.config.data_dir)
+        actor = JobActor(
+            job, data_dir=self.config.data_dir, max_seconds=self.config.max_job_seconds
+        )
         self._job_nursery.start_soon(self._run_actor, actor, name=f"job {job.id}")
 
     async def _run_actor(self, actor: JobActor) -> None:
@@ -305,7 +318,7 @@ class Runtime:
                 continue
             self._live[job.id] = job
             if job.status is JobStatus.QUEUED:
-                self._queue[job.id] = job
+                self._queue.push(job)
             elif job.attempt < self.config.max_attempts:
                 again.append(job)
             else:
@@ -316,9 +329,8 @@ class Runtime:
                     [],
                 )
                 self._job_nursery.start_soon(self._retire, job)
-        for job in reversed(again):
-            self._queue[job.id] = job
-            self._queue.move_to_end(job.id, last=False)
+        for job in again:
+            self._queue.push_first(job)
         self._admit_waiting()
 
     def _resume(self, record: JobRecord) -> Job | None:
@@ -351,8 +363,7 @@ class Runtime:
         self.broadcaster.give_up_after(STORE_CLOSE_TIMEOUT)
         if not self.config.persist_jobs:
             while self._queue:
-                _, job = self._queue.popitem(last=False)
-                self._cancel_queued(job, CANCELED_BY_SHUTDOWN)
+                self._cancel_queued(self._queue.pop(), CANCELED_BY_SHUTDOWN)
         for job in list(self._live.values()):
             if job.status is JobStatus.RUNNING:
                 job.request_cancel(CANCELED_BY_SHUTDOWN)

@@ -18,6 +18,7 @@ from ..runtime import (
     RuntimeRefusal,
     ShuttingDown,
     StorageFailing,
+    UserQuotaExceeded,
 )
 
 
@@ -40,6 +41,7 @@ _REFUSAL_STATUS: dict[type[RuntimeRefusal], int] = {
     JobIsLive: 409,
     JobNotRetryable: 409,
     QueueFull: 429,
+    UserQuotaExceeded: 429,
     StorageFailing: 503,
     ShuttingDown: 503,
     InvalidJobRequest: 422,
