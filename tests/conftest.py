@@ -23,8 +23,10 @@ import trio.testing
 from aura_actors.pipelines import SyntheticPipeline, VideoPipeline
 from aura_actors.runtime import (
     Event,
+    EventId,
     EventIdGenerator,
     EventType,
+    JobStatus,
     Pipeline,
     PipelineRegistry,
     Runtime,
@@ -93,7 +95,7 @@ def make_runtime(tmp_path: Path) -> RuntimeFactory:
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     """A runtime with the built-in pipelines, owned by the fixture's own task and nursery."""
     config = RuntimeConfig(data_dir=tmp_path, max_concurrent_jobs=64)
-    async with open_runtime(config) as rt:
+    async with open_runtime(config, registry()) as rt:
         yield rt
 
 
@@ -155,6 +157,37 @@ async def job_events(runtime: Runtime, job_id: str) -> list[Event]:
     """A job's stream from its retained history to its terminal event."""
     with await runtime.subscribe_job(job_id) as subscription:
         return await collect(subscription)
+
+
+async def ready_events(subscription: Subscription) -> list[Event]:
+    """What ``subscription`` gives until it would wait: its whole replay, and any live events.
+
+    A replay is read from storage lazily, as the reader goes, so ``pending`` does
+    not count it; this reads in a task until every task is blocked, then stops it
+    (a cancelled receive loses nothing).
+    """
+    events: list[Event] = []
+
+    async def read() -> None:
+        async for event in subscription:
+            events.append(event)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    return events
+
+
+async def stored_events(runtime: Runtime, job_id: str, after: EventId | None = None) -> list[Event]:
+    """The events of ``job_id`` its storage retains after ``after`` (all when ``None``)."""
+    await runtime.broadcaster.barrier()
+    return await runtime.storage.job_events(job_id, after, 1_000_000)
+
+
+async def status_of(runtime: Runtime, job_id: str) -> JobStatus:
+    """The job's status as the runtime answers for it now (live, or as stored)."""
+    return (await runtime.get(job_id)).status
 
 
 def of_type(events: Iterable[Event], *types: EventType) -> list[Event]:

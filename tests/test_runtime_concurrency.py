@@ -7,7 +7,13 @@ from collections import defaultdict
 import pytest
 import trio
 import trio.testing
-from conftest import FnPipeline, RuntimeFactory, assert_strictly_increasing, job_events
+from conftest import (
+    FnPipeline,
+    RuntimeFactory,
+    assert_strictly_increasing,
+    job_events,
+    status_of,
+)
 
 from aura_actors.runtime import (
     Event,
@@ -30,9 +36,9 @@ async def test_200_concurrent_jobs_cancel_every_third(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime(max_concurrent_jobs=JOBS, subscriber_buffer=100_000) as rt:
-        with rt.subscribe_all(owner="load") as everything:
+        with await rt.subscribe_all(owner="load") as everything:
             jobs = [
-                rt.submit(
+                await rt.submit(
                     "synthetic",
                     {"stages": STAGES, "ticks": TICKS, "tickSeconds": _tick_seconds(i)},
                     owner="load",
@@ -52,11 +58,12 @@ async def test_200_concurrent_jobs_cancel_every_third(
                 progress = [e for e in streams[event.job_id] if e.type is EventType.STEP_PROGRESS]
                 # cancel every third job at its 7th tick (in its first stage)
                 if i % 3 == 0 and event.type is EventType.STEP_PROGRESS and len(progress) == 7:
-                    rt.cancel(event.job_id)
+                    await rt.cancel(event.job_id)
                 if event.type.is_terminal:
                     ended_at[event.job_id] = trio.current_time() - start
             assert everything.skipped_progress == 0
         per_job_histories = {job.id: await job_events(rt, job.id) for job in jobs[:20]}
+        final = {job.id: await status_of(rt, job.id) for job in jobs}
 
     for i, job in enumerate(jobs):
         stream = streams[job.id]
@@ -66,14 +73,14 @@ async def test_200_concurrent_jobs_cancel_every_third(
         assert pcts == sorted(pcts), f"job {i}: progress went back"
         progress = [e for e in stream if e.type is EventType.STEP_PROGRESS]
         if i % 3 == 0:
-            assert job.status is JobStatus.CANCELED
+            assert final[job.id] is JobStatus.CANCELED
             assert statuses == ["Queued", "Running", "Canceled"]
             assert stream[-1].type is EventType.JOB_CANCELLED
             assert stream[-1].data["step"] == "stage-1"
             assert len(progress) == 7, "no progress after the cancel"
             assert ended_at[job.id] == pytest.approx(7 * _tick_seconds(i))
         else:
-            assert job.status is JobStatus.DONE, f"job {i} was affected: {job.status}"
+            assert final[job.id] is JobStatus.DONE, f"job {i} was affected: {final[job.id]}"
             assert statuses == ["Queued", "Running", "Done"]
             assert stream[-1].type is EventType.JOB_COMPLETED
             # independent progress: each job its own ticks, at its own pace
@@ -100,21 +107,21 @@ async def test_admission_runs_n_and_queues_the_rest_in_order(
     gates = {name: trio.Event() for name in names}
     started: list[str] = []
     async with make_runtime(_gated(gates, started), max_concurrent_jobs=2, max_queued_jobs=3) as rt:
-        with rt.subscribe_all(owner=None) as everything:
-            jobs = {name: rt.submit("gated", {"name": name}) for name in names[:5]}
+        with await rt.subscribe_all(owner=None) as everything:
+            jobs = {name: await rt.submit("gated", {"name": name}) for name in names[:5]}
             statuses = [jobs[name].status for name in names[:5]]
             assert statuses == [JobStatus.RUNNING] * 2 + [JobStatus.QUEUED] * 3
             assert (rt.running_count, rt.queued_count) == (2, 3)
             with pytest.raises(QueueFull) as info:
-                rt.submit("gated", {"name": "j5"})
+                await rt.submit("gated", {"name": "j5"})
             assert info.value.code == "queue_full" and info.value.max_queued == 3
             assert rt.job_count == 5, "a refused job does not exist"
             # cancelling a queued job frees its place in the queue
-            rt.cancel(jobs["j3"].id)
-            jobs["j5"] = rt.submit("gated", {"name": "j5"})
+            await rt.cancel(jobs["j3"].id)
+            jobs["j5"] = await rt.submit("gated", {"name": "j5"})
             assert jobs["j5"].status is JobStatus.QUEUED
             with pytest.raises(QueueFull):
-                rt.submit("gated", {"name": "extra"})
+                await rt.submit("gated", {"name": "extra"})
             await trio.testing.wait_all_tasks_blocked()
             assert sorted(started) == ["j0", "j1"]  # trio may run the two actors either way
             # finishing running jobs admits the queued ones in submission order
@@ -130,20 +137,22 @@ async def test_admission_runs_n_and_queues_the_rest_in_order(
                 if event.type is EventType.JOB_STATUS and event.data["status"] == "Running":
                     running_order.append(event.job_id)
                 done += event.type is EventType.JOB_COMPLETED
+        final = {name: await rt.get(job.id) for name, job in jobs.items()}
     assert running_order == [jobs[n].id for n in ["j0", "j1", "j2", "j4", "j5"]]
-    assert jobs["j3"].status is JobStatus.CANCELED and jobs["j3"].started_at is None
-    assert all(jobs[n].status is JobStatus.DONE for n in ["j0", "j1", "j2", "j4", "j5"])
+    assert final["j3"].status is JobStatus.CANCELED
+    assert final["j3"].snapshot()["startedAt"] is None
+    assert all(final[n].status is JobStatus.DONE for n in ["j0", "j1", "j2", "j4", "j5"])
 
 
 async def test_zero_queue_refuses_when_every_slot_is_busy(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime(max_concurrent_jobs=1, max_queued_jobs=0) as rt:
-        first = rt.submit("synthetic", {"ticks": 3})
+        first = await rt.submit("synthetic", {"ticks": 3})
         with pytest.raises(QueueFull):
-            rt.submit("synthetic")
+            await rt.submit("synthetic")
         await job_events(rt, first.id)
         await trio.testing.wait_all_tasks_blocked()
         assert rt.running_count == 0
-        second = rt.submit("synthetic", {"ticks": 3})
+        second = await rt.submit("synthetic", {"ticks": 3})
         assert second.status is JobStatus.RUNNING

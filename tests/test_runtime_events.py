@@ -37,19 +37,21 @@ async def test_every_event_type_has_exactly_the_contract_keys(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime(_artifact_pipeline(), max_concurrent_jobs=1) as rt:
-        done = rt.submit("synthetic", {"stages": 2, "ticks": 3, "warnAt": {"stage": 0, "tick": 1}})
-        queued = rt.submit("synthetic")  # waits behind `done`, then is cancelled
-        rt.cancel(queued.id)
+        done = await rt.submit(
+            "synthetic", {"stages": 2, "ticks": 3, "warnAt": {"stage": 0, "tick": 1}}
+        )
+        queued = await rt.submit("synthetic")  # waits behind `done`, then is cancelled
+        await rt.cancel(queued.id)
         events = await job_events(rt, done.id)
-        failed = rt.submit("synthetic", {"failAt": {"stage": 1, "tick": 0}})
+        failed = await rt.submit("synthetic", {"failAt": {"stage": 1, "tick": 0}})
         events += await job_events(rt, failed.id)
-        long = rt.submit("synthetic", {"ticks": 1000})
-        with rt.subscribe_job(long.id) as sub:
+        long = await rt.submit("synthetic", {"ticks": 1000})
+        with await rt.subscribe_job(long.id) as sub:
             running = [await sub.receive() for _ in range(4)]
-            rt.cancel(long.id)
+            await rt.cancel(long.id)
             events += running + [e async for e in sub]
         events += await job_events(rt, queued.id)
-        artifact_job = rt.submit("writes")
+        artifact_job = await rt.submit("writes")
         events += await job_events(rt, artifact_job.id)
     seen = {event.type for event in events}
     assert seen == set(DATA_KEYS), f"not every type was produced: {set(DATA_KEYS) - seen}"
@@ -106,8 +108,8 @@ async def test_snapshot_keys_and_values_through_a_jobs_life(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime(_artifact_pipeline(), max_concurrent_jobs=1) as rt:
-        running = rt.submit("synthetic", {"ticks": 4, "tickSeconds": 1})
-        queued = rt.submit("writes")
+        running = await rt.submit("synthetic", {"ticks": 4, "tickSeconds": 1})
+        queued = await rt.submit("writes")
         snapshot = queued.snapshot()
         assert set(snapshot) == SNAPSHOT_KEYS
         assert snapshot["status"] == "Queued"
@@ -118,11 +120,16 @@ async def test_snapshot_keys_and_values_through_a_jobs_life(
         assert snapshot["artifacts"] == []
         _iso(snapshot["createdAt"])
         assert EventId.parse(snapshot["lastEventId"])
-        with rt.subscribe_job(running.id) as sub:
+        assert snapshot["attempt"] == 1
+        assert snapshot["retryOf"] is None and snapshot["node"] is None
+        stored_queued = await rt.storage.get(queued.id)
+        assert stored_queued is not None
+        assert stored_queued.snapshot() == snapshot, "submit answers what was stored"
+        with await rt.subscribe_job(running.id) as sub:
             async for event in sub:
                 if event.type is EventType.STEP_PROGRESS and event.data["currentItem"] == 3:
                     break
-        live = running.snapshot()
+        live = (await rt.get(running.id)).snapshot()
         assert set(live) == SNAPSHOT_KEYS
         assert live["status"] == "Running" and live["stage"] == "stage-1"
         assert live["params"] == {"stages": 3, "ticks": 4, "tickSeconds": 1}
@@ -132,7 +139,10 @@ async def test_snapshot_keys_and_values_through_a_jobs_life(
         assert _iso(live["startedAt"]) >= _iso(live["createdAt"])
         assert live["lastEventId"] == event.id_text
         events: list[Event] = await job_events(rt, queued.id)
-        final = queued.snapshot()
+        final = (await rt.get(queued.id)).snapshot()
+        await trio.testing.wait_all_tasks_blocked()
+        stored = await rt.storage.get(queued.id)
+        assert stored is not None and stored.snapshot() == final
     assert set(final) == SNAPSHOT_KEYS
     assert final["status"] == "Done" and final["progressPct"] == 100.0
     assert final["stage"] == "Write"

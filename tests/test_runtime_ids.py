@@ -126,16 +126,16 @@ async def test_ids_increase_across_many_concurrent_jobs(
     async with make_runtime(
         id_generator=generator, max_concurrent_jobs=50, subscriber_buffer=100_000
     ) as rt:
-        with rt.subscribe_all(owner="ids") as everything:
+        with await rt.subscribe_all(owner="ids") as everything:
             jobs = [
-                rt.submit(
+                await rt.submit(
                     "synthetic",
                     {"stages": 2, "ticks": 10, "tickSeconds": 0.01 * (1 + i % 3)},
                     owner="ids",
                 )
                 for i in range(50)
             ]
-            per_job = {job.id: rt.subscribe_job(job.id) for job in jobs}
+            per_job = {job.id: await rt.subscribe_job(job.id) for job in jobs}
             streams: dict[str, list[Event]] = {}
             seen: list[Event] = []
 
@@ -170,8 +170,12 @@ async def test_ids_increase_across_many_concurrent_jobs(
 
 
 async def test_snapshot_last_event_id_tracks_the_stream(runtime: Runtime) -> None:
-    job = runtime.submit("synthetic", {"ticks": 3, "tickSeconds": 0})
-    with runtime.subscribe_job(job.id) as subscription:
+    job = await runtime.submit("synthetic", {"ticks": 3, "tickSeconds": 0})
+    assert job.last_event_id is not None
+    with await runtime.subscribe_job(job.id) as subscription:
         events = await read_until(subscription, is_terminal)
-    assert job.snapshot()["lastEventId"] == events[-1].id_text
-    assert EventId.parse(job.snapshot()["lastEventId"]) == events[-1].id
+    assert events[0].id == job.last_event_id, "submit answers with its first event's id"
+    final = await runtime.get(job.id)
+    assert final.snapshot()["lastEventId"] == events[-1].id_text
+    assert EventId.parse(final.snapshot()["lastEventId"]) == events[-1].id
+    assert final.last_event_id == events[-1].id == runtime.last_event_id

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from conftest import RuntimeFactory, job_events, of_type
+from conftest import RuntimeFactory, job_events, of_type, status_of
 
 from aura_actors.pipelines import SyntheticPipeline, VideoPipeline, default_pipelines
 from aura_actors.runtime import (
@@ -89,17 +89,18 @@ def test_video_params_defaults_and_bounds() -> None:
 
 async def test_submit_refuses_bad_params_and_unknown_pipelines(runtime: Runtime) -> None:
     with pytest.raises(InvalidJobRequest) as info:
-        runtime.submit("video", {"topic": ""})
+        await runtime.submit("video", {"topic": ""})
     assert info.value.errors[0]["field"] == "params.topic"
     assert "video" in info.value.message
     for name in ("nope", None, 5, "Video"):
         with pytest.raises(UnknownPipeline) as unknown:
-            runtime.submit(name, {"topic": "x"})
+            await runtime.submit(name, {"topic": "x"})
         assert unknown.value.code == "unknown_pipeline"
         assert unknown.value.errors == [{"field": "pipeline", "message": "unknown pipeline"}]
         assert "synthetic" in str(unknown.value) and "video" in str(unknown.value)
         assert isinstance(unknown.value, InvalidJobRequest)
     assert runtime.job_count == 0
+    assert (await runtime.list_jobs()).jobs == []
     assert default_pipelines().names() == ["synthetic", "video"]
 
 
@@ -157,8 +158,11 @@ async def test_synthetic_fail_at_is_zero_based(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime() as rt:
-        job = rt.submit("synthetic", {"stages": 3, "ticks": 5, "failAt": {"stage": 1, "tick": 2}})
+        job = await rt.submit(
+            "synthetic", {"stages": 3, "ticks": 5, "failAt": {"stage": 1, "tick": 2}}
+        )
         events = await job_events(rt, job.id)
+        status = await status_of(rt, job.id)
     progress = of_type(events, EventType.STEP_PROGRESS)
     # stage 0: all 5 ticks; stage 1: ticks 0 and 1 reported, tick 2 fails
     assert [(e.data["step"], e.data["currentItem"]) for e in progress] == [
@@ -171,19 +175,19 @@ async def test_synthetic_fail_at_is_zero_based(
     assert failed.data["step"] == "stage-2"
     assert failed.data["errors"][0]["code"] == "synthetic_failure"
     assert "failAt" in failed.data["errors"][0]["remediation"]
-    assert job.status is JobStatus.FAILED
+    assert status is JobStatus.FAILED
 
 
 async def test_synthetic_warn_at_is_zero_based(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime() as rt:
-        job = rt.submit(
+        job = await rt.submit(
             "synthetic",
             {"stages": 2, "ticks": 4, "tickSeconds": 0.5, "warnAt": {"stage": 1, "tick": 0}},
         )
         events = await job_events(rt, job.id)
-    assert job.status is JobStatus.DONE
+        assert await status_of(rt, job.id) is JobStatus.DONE
     kinds = [(e.type, e.data.get("step"), e.data.get("currentItem")) for e in events]
     warning_at = kinds.index((EventType.WARNING, "stage-2", None))
     assert kinds[warning_at - 1] == (EventType.STEP_STATUS, "stage-2", None)  # Started

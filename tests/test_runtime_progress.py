@@ -144,8 +144,9 @@ async def test_job_progress_is_monotonic_under_odd_reports(
 ) -> None:
     odd = [0.5, 0.2, math.nan, 1.5, -1.0, 0.9, 1.0, 0.3]
     async with make_runtime(_scripted("odd", odd)) as rt:
-        job = rt.submit("odd")
+        job = await rt.submit("odd")
         events = await job_events(rt, job.id)
+        final = await rt.get(job.id)
     pcts = [e.data["progressPct"] for e in events if "progressPct" in e.data]
     assert pcts == sorted(pcts), pcts
     progress = of_type(events, EventType.STEP_PROGRESS)
@@ -158,7 +159,7 @@ async def test_job_progress_is_monotonic_under_odd_reports(
     step_pcts = [e.data["stepProgressPct"] for e in progress if e.data["step"] == "A"]
     assert step_pcts == sorted(step_pcts)
     assert all(0.0 <= p <= 100.0 for p in step_pcts)
-    assert job.progress_pct == 100.0
+    assert final.data["progressPct"] == 100.0
 
 
 async def test_job_eta_under_steady_progress(
@@ -170,8 +171,9 @@ async def test_job_eta_under_steady_progress(
             await ctx.report(step / 100)
 
     async with make_runtime(FnPipeline("steady", lambda p: [Stage("S", steady)])) as rt:
-        job = rt.submit("steady")
+        job = await rt.submit("steady")
         events = await job_events(rt, job.id)
+        snapshot = (await rt.get(job.id)).snapshot()
     progress = of_type(events, EventType.STEP_PROGRESS)
     assert len(progress) == 100
     etas = [e.data["etaSeconds"] for e in progress]
@@ -181,7 +183,6 @@ async def test_job_eta_under_steady_progress(
         remaining = (100 - (index + 1)) * 0.1
         assert etas[index] == pytest.approx(remaining, abs=0.15), (index, etas[index])
     assert progress[-1].data["etaSeconds"] == 0.0
-    snapshot = job.snapshot()
     assert snapshot["status"] == "Done"
     assert snapshot["etaSeconds"] is None, "a finished job has no ETA"
 
@@ -201,7 +202,7 @@ async def test_job_eta_grows_under_a_stall_and_survives_a_jump(
 
     pipeline = FnPipeline("stall", lambda p: [Stage("S", stalls_then_jumps)])
     async with make_runtime(pipeline) as rt:
-        job = rt.submit("stall")
+        job = await rt.submit("stall")
         events = await job_events(rt, job.id)
     etas = [e.data["etaSeconds"] for e in of_type(events, EventType.STEP_PROGRESS)]
     before_stall, after_stall, after_jump = etas[9], etas[10], etas[11]

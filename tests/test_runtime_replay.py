@@ -7,8 +7,8 @@ from P (or none), P' the part of P up to ``last`` and R what a resume with
 ``after=last`` yields. Then:
 
 - R opens with exactly the events the job's history retains after ``last``
-  (at the moment of the resume), then continues live with every event of F
-  after those;
+  (as the storage answers when the subscription reads its replay, lazily, a
+  page at a time), then continues live with every event of F after those;
 - P' + R is strictly increasing (no duplicate, in order) and made only of
   events of F;
 - every event of F other than ``step-progress`` is in P' + R exactly once, in
@@ -34,7 +34,9 @@ from conftest import (
     latest_progress_before_each_event,
     non_progress,
     read_until,
+    ready_events,
     registry,
+    stored_events,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,6 +50,7 @@ from aura_actors.runtime import (
     Stage,
     StageContext,
     StageError,
+    Subscription,
     open_runtime,
 )
 
@@ -101,8 +104,8 @@ class Reference:
         self.ended = False
         self._lot = trio.lowlevel.ParkingLot()
 
-    async def follow(self, runtime: Runtime, job_id: str) -> None:
-        with runtime.subscribe_job(job_id) as subscription:
+    async def follow(self, subscription: Subscription) -> None:
+        with subscription:
             async for event in subscription:
                 self.events.append(event)
                 self._lot.unpark_all()
@@ -113,6 +116,25 @@ class Reference:
     async def wait_for(self, count: int) -> None:
         while len(self.events) < count and not self.ended:
             await self._lot.park()
+
+
+def _record_replay_reads(runtime: Runtime) -> list[tuple[EventId | None, list[Event]]]:
+    """Record every ``job_events`` read of the runtime's storage: ``(after, events)``.
+
+    A subscription reads its replay lazily, when its reader first asks, so what
+    it replays is what these reads answered (not the history at subscribe time).
+    """
+    reads: list[tuple[EventId | None, list[Event]]] = []
+    storage = runtime.storage
+    read = storage.job_events
+
+    async def recorded(job_id: str, after: EventId | None, limit: int) -> list[Event]:
+        page = await read(job_id, after, limit)
+        reads.append((after, list(page)))
+        return page
+
+    storage.job_events = recorded  # type: ignore[method-assign]
+    return reads
 
 
 def check_resume(
@@ -163,14 +185,16 @@ def test_resume_after_any_received_id_is_exact(
 
     async def scenario() -> None:
         async with open_runtime(config, registry(_scripted_pipeline())) as rt:
-            job = rt.submit("scripted", script)
+            job = await rt.submit("scripted", script)
             reference = Reference()
+            fetched = _record_replay_reads(rt)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(reference.follow, rt, job.id)
+                nursery.start_soon(reference.follow, await rt.subscribe_job(job.id))
+                await reference.wait_for(1)  # it has read its replay: later reads are others'
                 # the client: read some events, then disconnect
                 disconnect_after = data.draw(st.integers(0, 40), label="disconnect after")
                 prefix: list[Event] = []
-                with rt.subscribe_job(job.id) as client:
+                with await rt.subscribe_job(job.id) as client:
                     while len(prefix) < disconnect_after:
                         try:
                             prefix.append(await client.receive())
@@ -182,35 +206,36 @@ def test_resume_after_any_received_id_is_exact(
                 kept = prefix[: choice + 1]
                 delay = data.draw(st.integers(0, 30), label="events before resuming")
                 await reference.wait_for(len(prefix) + delay)
-                history = rt.broadcaster.history(job.id)
-                assert history is not None
-                replayed = history.after(last)
-                ended_before_resume = history.terminal_id is not None
-                with rt.subscribe_job(job.id, after=last) as resume:
+                with await rt.subscribe_job(job.id, after=last) as resume:
+                    fetched.clear()
                     resumed = await collect(resume)
                     assert resume.skipped_progress == 0
+                # what the storage answered to the resume's replay reads, in order
+                assert fetched and fetched[0][0] == last
+                replayed = [event for _, page in fetched for event in page]
+                ended_before_resume = any(e.type.is_terminal for e in replayed)
             full = reference.events
             assert full and full[-1].type.is_terminal
             check_resume(full, kept, last, replayed, resumed)
-            final = rt.broadcaster.history(job.id)
-            assert final is not None
+            final = await stored_events(rt, job.id, last)
             if ended_before_resume:
-                assert [e.id for e in resumed] == [e.id for e in final.after(last)]
+                assert [e.id for e in resumed] == [e.id for e in final]
             # and a fresh resume after the job ended is exactly the final history
-            with rt.subscribe_job(job.id, after=last) as late:
+            with await rt.subscribe_job(job.id, after=last) as late:
                 late_events = await collect(late)
-            assert [e.id for e in late_events] == [e.id for e in final.after(last)]
-            check_resume(full, kept, last, final.after(last), late_events)
+            assert [e.id for e in late_events] == [e.id for e in final]
+            check_resume(full, kept, last, final, late_events)
 
     trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 async def test_resume_after_the_terminal_event_is_empty_and_ended(runtime: Runtime) -> None:
-    job = runtime.submit("synthetic", {"ticks": 2, "tickSeconds": 0})
-    with runtime.subscribe_job(job.id) as subscription:
+    job = await runtime.submit("synthetic", {"ticks": 2, "tickSeconds": 0})
+    with await runtime.subscribe_job(job.id) as subscription:
         events = await read_until(subscription, is_terminal)
     assert events[-1].id is not None
-    with runtime.subscribe_job(job.id, after=events[-1].id) as resumed:
+    with await runtime.subscribe_job(job.id, after=events[-1].id) as resumed:
+        assert await resumed.receive_batch() == []  # reads the (empty) replay, then ends
         assert resumed.is_exhausted
         with pytest.raises(trio.EndOfChannel):
             resumed.receive_nowait()
@@ -221,12 +246,14 @@ async def test_resume_of_the_owner_stream_is_exact(
 ) -> None:
     """``subscribe_all(after=...)``: every retained event of the owner's jobs after the id."""
     async with make_runtime(max_concurrent_jobs=8, subscriber_buffer=10_000) as rt:
-        with rt.subscribe_all(owner="ann") as full:
+        with await rt.subscribe_all(owner="ann") as full:
             jobs = [
-                rt.submit("synthetic", {"ticks": 5, "tickSeconds": 0.01 * (i + 1)}, owner="ann")
+                await rt.submit(
+                    "synthetic", {"ticks": 5, "tickSeconds": 0.01 * (i + 1)}, owner="ann"
+                )
                 for i in range(3)
             ]
-            rt.submit("synthetic", {"ticks": 5}, owner="bob")  # never in ann's stream
+            await rt.submit("synthetic", {"ticks": 5}, owner="bob")  # never in ann's stream
             events: list[Event] = []
             finished = 0
             while finished < len(jobs):
@@ -238,8 +265,9 @@ async def test_resume_of_the_owner_stream_is_exact(
         for cut in (0, 5, len(events) // 2, len(events) - 2):
             last = events[cut].id
             assert last is not None
-            with rt.subscribe_all(owner="ann", after=last) as resumed:
-                replay = [resumed.receive_nowait() for _ in range(resumed.pending)]
+            with await rt.subscribe_all(owner="ann", after=last) as resumed:
+                replay = await ready_events(resumed)
+            assert replay, "the owner's later events are replayed"
             check_resume(events, events[: cut + 1], last, replay, replay)
 
 
@@ -253,18 +281,20 @@ async def test_history_truncation_is_announced_on_replay(
     async with make_runtime(
         FnPipeline("chatty", lambda p: [Stage("C", chatty)]), max_history_events=10
     ) as rt:
-        job = rt.submit("chatty")
-        with rt.subscribe_job(job.id) as subscription:
+        job = await rt.submit("chatty")
+        with await rt.subscribe_job(job.id) as subscription:
             await read_until(subscription, is_terminal)
-        history = rt.broadcaster.history(job.id)
-        assert history is not None and len(history) == 10
-        retained = history.events
-        with rt.subscribe_job(job.id) as from_start:
+        retained = await stored_events(rt, job.id)
+        assert len(retained) == 10
+        record = await rt.storage.get(job.id)
+        assert record is not None and record.truncated_through is not None
+        assert record.truncated_through < retained[0].id
+        with await rt.subscribe_job(job.id) as from_start:
             replay = await collect(from_start)
         assert replay[0].type is EventType.ERROR and replay[0].id is None
         assert replay[0].data["code"] == "history_truncated"
         assert [e.id for e in replay[1:]] == [e.id for e in retained]
         # resuming after a retained id needs nothing that was dropped: no error
-        with rt.subscribe_job(job.id, after=retained[3].id) as resumed:
+        with await rt.subscribe_job(job.id, after=retained[3].id) as resumed:
             tail = await collect(resumed)
         assert [e.id for e in tail] == [e.id for e in retained[4:]]

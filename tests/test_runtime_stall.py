@@ -23,10 +23,10 @@ STALL = 10.0
 
 async def _run_timed(rt: Runtime, pipeline: str) -> tuple[list[tuple[float, Event]], float]:
     """Run a job to its end; every event with the trio time it was received at."""
-    job = rt.submit(pipeline)
+    job = await rt.submit(pipeline)
     start = trio.current_time()
     timed: list[tuple[float, Event]] = []
-    with rt.subscribe_job(job.id) as subscription:
+    with await rt.subscribe_job(job.id) as subscription:
         async for event in subscription:
             timed.append((trio.current_time() - start, event))
     return timed, start
@@ -120,11 +120,11 @@ async def test_cancel_of_a_watched_stage_is_a_cancel_not_a_stall(
         await trio.sleep_forever()
 
     async with make_runtime(_watched("quiet", quiet)) as rt:
-        job = rt.submit("quiet")
-        with rt.subscribe_job(job.id) as subscription:
+        job = await rt.submit("quiet")
+        with await rt.subscribe_job(job.id) as subscription:
             async for event in subscription:
                 if event.type is EventType.WARNING:
-                    rt.cancel(job.id)
+                    await rt.cancel(job.id)
                 last = event
+        assert (await rt.get(job.id)).status is JobStatus.CANCELED
     assert last.type is EventType.JOB_CANCELLED
-    assert job.status is JobStatus.CANCELED

@@ -6,11 +6,13 @@ import itertools
 
 import pytest
 import trio
-from conftest import RuntimeFactory, job_events, one_stage
+import trio.testing
+from conftest import RuntimeFactory, job_events, one_stage, status_of, stored_events
 
 from aura_actors.runtime import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
+    Event,
     InvalidTransition,
     Job,
     JobAlreadyFinished,
@@ -18,6 +20,7 @@ from aura_actors.runtime import (
     Runtime,
     check_transition,
 )
+from aura_actors.runtime._broadcaster import CommitWaiter
 
 S = JobStatus
 VALID = {
@@ -51,18 +54,21 @@ def test_check_transition_every_pair(current: JobStatus, requested: JobStatus) -
         assert requested.value in str(info.value)
 
 
-def _job_in(runtime: Runtime, status: JobStatus) -> Job:
-    """A job of ``runtime`` forced into ``status`` through valid transitions only."""
+async def _job_in(runtime: Runtime, status: JobStatus) -> Job:
+    """A live job of ``runtime`` forced into ``status`` through valid transitions only."""
     job = Job(
-        job_id=f"job-{status.value}-{len(runtime._jobs)}",
-        seq=0,
+        job_id=f"job-{status.value}-{len(runtime._live)}",
         pipeline="test",
         params={},
         stages=(),
         owner=None,
         broadcaster=runtime.broadcaster,
     )
-    runtime._jobs[job.id] = job
+    runtime._live[job.id] = job
+    waiter = CommitWaiter()
+    job.announce_queued(waiter)
+    await waiter.done.wait()
+    assert waiter.error is None
     path = {
         S.QUEUED: [],
         S.RUNNING: [S.RUNNING],
@@ -76,30 +82,43 @@ def _job_in(runtime: Runtime, status: JobStatus) -> Job:
     return job
 
 
+async def _history(runtime: Runtime, job: Job) -> list[Event]:
+    return await stored_events(runtime, job.id)
+
+
 @pytest.mark.parametrize(("current", "requested"), ALL_PAIRS, ids=lambda s: s.value)
 async def test_job_transition_every_pair(
     runtime: Runtime, current: JobStatus, requested: JobStatus
 ) -> None:
-    job = _job_in(runtime, current)
-    history = runtime.broadcaster.history(job.id)
-    assert history is not None
-    events_before = len(history)
+    job = await _job_in(runtime, current)
+    events_before = len(await _history(runtime, job))
     if (current, requested) in VALID:
         job.transition(requested)
         assert job.status is requested
-        last = history.events[-1]
+        history = await _history(runtime, job)
+        assert len(history) == events_before + 1
+        last = history[-1]
         assert last.data["status"] == requested.value
         assert last.data["previousStatus"] == current.value
+        stored = await runtime.storage.get(job.id)
+        assert stored is not None
+        # a non-terminal status is stored with its event; a terminal one with the
+        # terminal event that follows it (job-completed, ...)
+        if requested.is_terminal:
+            assert stored.status is current
+        else:
+            assert stored.status is requested and stored.last_event_id == last.id
     else:
         with pytest.raises(InvalidTransition):
             job.transition(requested)
         assert job.status is current, "a refused transition must leave the status unchanged"
+        history = await _history(runtime, job)
         assert len(history) == events_before, "a refused transition must emit nothing"
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL_STATUSES), ids=str)
 async def test_terminal_status_never_changes(runtime: Runtime, terminal: JobStatus) -> None:
-    job = _job_in(runtime, terminal)
+    job = await _job_in(runtime, terminal)
     finished_at = job.finished_at
     for requested in JobStatus:
         with pytest.raises(InvalidTransition):
@@ -107,7 +126,7 @@ async def test_terminal_status_never_changes(runtime: Runtime, terminal: JobStat
         assert job.status is terminal
     assert job.finished_at == finished_at
     with pytest.raises(JobAlreadyFinished):
-        runtime.cancel(job.id)
+        await runtime.cancel(job.id)
     assert job.status is terminal
 
 
@@ -126,15 +145,23 @@ async def test_finished_jobs_stay_finished(make_runtime: RuntimeFactory) -> None
     async with make_runtime(
         one_stage("ok", ok), one_stage("boom", boom), one_stage("forever", forever)
     ) as rt:
-        done, failed, canceled = rt.submit("ok"), rt.submit("boom"), rt.submit("forever")
-        rt.cancel(canceled.id)
-        expected = {done: S.DONE, failed: S.FAILED, canceled: S.CANCELED}
-        for job, status in expected.items():
-            events = await job_events(rt, job.id)
+        done, failed, canceled = [await rt.submit(name) for name in ("ok", "boom", "forever")]
+        await rt.cancel(canceled.id)
+        expected = {done.id: S.DONE, failed.id: S.FAILED, canceled.id: S.CANCELED}
+        for job_id, status in expected.items():
+            events = await job_events(rt, job_id)
             statuses = [e.data["status"] for e in events if e.type.value == "job-status"]
             assert statuses == ["Queued", "Running", status.value]
-            assert job.status is status
+            assert await status_of(rt, job_id) is status
             with pytest.raises(JobAlreadyFinished) as info:
-                rt.cancel(job.id)
+                await rt.cancel(job_id)
             assert info.value.status == status.value
-            assert job.status is status
+            assert await status_of(rt, job_id) is status
+        # and once they are only in storage
+        await trio.testing.wait_all_tasks_blocked()
+        for job_id, status in expected.items():
+            assert job_id not in rt._live
+            with pytest.raises(JobAlreadyFinished) as info:
+                await rt.cancel(job_id)
+            assert info.value.status == status.value
+            assert await status_of(rt, job_id) is status

@@ -15,13 +15,16 @@ from conftest import (
     non_progress,
     of_type,
     read_until,
+    ready_events,
+    stored_events,
 )
 
 from aura_actors.runtime import (
     SUBSCRIBER_OVERFLOW,
-    Broadcaster,
     Event,
+    EventId,
     EventType,
+    Hub,
     Stage,
     StageContext,
     Subscription,
@@ -35,8 +38,8 @@ async def test_a_silent_subscriber_holds_up_nothing(
 ) -> None:
     ticks, stages, tick_seconds = 200, 3, 0.01
     async with make_runtime(subscriber_buffer=BUFFER) as rt:
-        with rt.subscribe_all(owner="o") as silent_all:
-            job = rt.submit(
+        with await rt.subscribe_all(owner="o") as silent_all:
+            job = await rt.submit(
                 "synthetic",
                 {
                     "stages": stages,
@@ -47,18 +50,21 @@ async def test_a_silent_subscriber_holds_up_nothing(
                 owner="o",
             )
             started = trio.current_time()
-            with rt.subscribe_job(job.id) as silent, rt.subscribe_job(job.id) as fast:
-                replayed = silent.pending
+            silent = await rt.subscribe_job(job.id)
+            fast = await rt.subscribe_job(job.id)
+            with silent, fast:
+                # the replay is read from storage lazily: nothing waits before reading
+                assert silent.pending == 0
                 fast_events: list[Event] = []
                 async for event in fast:
                     fast_events.append(event)
                     # the silent ones never read, yet stay bounded
-                    assert silent.pending <= BUFFER + replayed
+                    assert silent.pending <= BUFFER
                     assert silent_all.pending <= BUFFER
                 finished = trio.current_time()
                 # the job was not slowed: it took exactly its ticks
                 assert finished - started == pytest.approx(stages * ticks * tick_seconds)
-                assert job.status.value == "Done"
+                assert (await rt.get(job.id)).status.value == "Done"
                 # the fast subscriber got every event
                 assert fast.skipped_progress == 0
                 assert len(of_type(fast_events, EventType.STEP_PROGRESS)) == stages * ticks
@@ -94,10 +100,10 @@ async def test_overflow_ends_with_an_error_and_resume_loses_nothing(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock, stream: str
 ) -> None:
     async with make_runtime(_warner(30), subscriber_buffer=4) as rt:
-        with rt.subscribe_all(owner="o") as owner_stream:
-            job = rt.submit("warner", owner="o")
-            subscription = owner_stream if stream == "owner" else rt.subscribe_job(job.id)
-            with rt.subscribe_job(job.id) as reference, subscription:
+        with await rt.subscribe_all(owner="o") as owner_stream:
+            job = await rt.submit("warner", owner="o")
+            subscription = owner_stream if stream == "owner" else await rt.subscribe_job(job.id)
+            with await rt.subscribe_job(job.id) as reference, subscription:
                 got = [await subscription.receive() for _ in range(3)]
                 full = await collect(reference)  # the job runs to its end meanwhile
                 assert reference.skipped_progress == 0
@@ -120,14 +126,14 @@ async def test_overflow_ends_with_an_error_and_resume_loses_nothing(
         assert last == delivered[-1].id
         # resubscribing after the last delivered id loses nothing
         with (
-            rt.subscribe_job(job.id, after=last)
+            await rt.subscribe_job(job.id, after=last)
             if stream == "job"
-            else rt.subscribe_all(owner="o", after=last)
+            else await rt.subscribe_all(owner="o", after=last)
         ) as resumed:
             if stream == "job":
                 more = await collect(resumed)
             else:
-                more = [resumed.receive_nowait() for _ in range(resumed.pending)]
+                more = await ready_events(resumed)
     union = delivered + more
     assert_strictly_increasing(union)
     assert [e.id for e in non_progress(union)] == [e.id for e in non_progress(full)]
@@ -136,18 +142,39 @@ async def test_overflow_ends_with_an_error_and_resume_loses_nothing(
         assert latest.id in ids
 
 
+class _Publisher:
+    """Stamps events of one job with increasing ids and offers them through a hub."""
+
+    def __init__(self, hub: Hub, owner: str | None = None) -> None:
+        self.hub = hub
+        self.owner = owner
+        self.counter = 0
+
+    def publish(self, job_id: str, event_type: EventType, data: dict[str, object]) -> Event:
+        self.counter += 1
+        event = Event(EventId(1, self.counter), event_type, data, job_id, self.owner)
+        self.hub.publish(event)
+        return event
+
+
+def _job_subscription(hub: Hub, job_id: str, max_buffer: int = 1024) -> Subscription:
+    subscription = Subscription(max_buffer=max_buffer, job_id=job_id)
+    hub.follow_job(job_id, subscription)
+    return subscription
+
+
 async def test_subscription_buffer_unit() -> None:
-    """Directly on a broadcaster: progress is superseded, other events never are."""
-    broadcaster = Broadcaster(subscriber_buffer=8)
-    broadcaster.register_job("j", None)
-    with broadcaster.subscribe_job("j") as sub:
+    """Directly on a hub: progress is superseded, other events never are."""
+    hub = Hub()
+    publisher = _Publisher(hub)
+    with _job_subscription(hub, "j", max_buffer=8) as sub:
         for n in range(1000):
-            broadcaster.publish("j", EventType.STEP_PROGRESS, {"n": n})
+            publisher.publish("j", EventType.STEP_PROGRESS, {"n": n})
             assert sub.pending == 1
-        broadcaster.publish("j", EventType.WARNING, {"n": "w1"})
+        publisher.publish("j", EventType.WARNING, {"n": "w1"})
         for n in range(1000, 1100):
-            broadcaster.publish("j", EventType.STEP_PROGRESS, {"n": n})
-        broadcaster.publish("j", EventType.WARNING, {"n": "w2"})
+            publisher.publish("j", EventType.STEP_PROGRESS, {"n": n})
+        publisher.publish("j", EventType.WARNING, {"n": "w2"})
         assert sub.pending == 4
         assert sub.skipped_progress == 999 + 99
         got = [sub.receive_nowait().data["n"] for _ in range(4)]
@@ -156,37 +183,38 @@ async def test_subscription_buffer_unit() -> None:
             sub.receive_nowait()
         # eight non-progress events fit; the ninth overflows
         for n in range(8):
-            broadcaster.publish("j", EventType.WARNING, {"n": n})
+            publisher.publish("j", EventType.WARNING, {"n": n})
             assert sub.pending == n + 1
-        broadcaster.publish("j", EventType.WARNING, {"n": 8})
+        publisher.publish("j", EventType.WARNING, {"n": 8})
         overflow = sub.receive_nowait()
         assert overflow.type is EventType.ERROR and overflow.data["code"] == SUBSCRIBER_OVERFLOW
         with pytest.raises(trio.EndOfChannel):
             sub.receive_nowait()
-        assert broadcaster.subscriber_count == 0, "an overflowed subscriber is detached"
+        assert hub.subscriber_count == 0, "an overflowed subscriber is detached"
 
 
 async def test_progress_of_two_jobs_is_superseded_per_job() -> None:
-    broadcaster = Broadcaster(subscriber_buffer=8)
-    broadcaster.register_job("a", "o")
-    broadcaster.register_job("b", "o")
-    with broadcaster.subscribe_owner("o") as sub:
+    hub = Hub()
+    publisher = _Publisher(hub, owner="o")
+    with Subscription(max_buffer=8) as sub:
+        hub.follow_owner("o", sub)
         for n in range(10):
-            broadcaster.publish("a", EventType.STEP_PROGRESS, {"n": n})
-            broadcaster.publish("b", EventType.STEP_PROGRESS, {"n": n})
-        broadcaster.publish("a", EventType.WARNING, {"n": "wa"})
+            publisher.publish("a", EventType.STEP_PROGRESS, {"n": n})
+            publisher.publish("b", EventType.STEP_PROGRESS, {"n": n})
+        publisher.publish("a", EventType.WARNING, {"n": "wa"})
         got = [(e.job_id, e.data["n"]) for e in [sub.receive_nowait() for _ in range(3)]]
     assert got == [("a", 9), ("b", 9), ("a", "wa")]
+    assert hub.subscriber_count == 0, "a closed subscription is forgotten"
 
 
 async def test_cancelled_receive_loses_nothing(autojump_clock: trio.testing.MockClock) -> None:
-    broadcaster = Broadcaster()
-    broadcaster.register_job("j", None)
-    with broadcaster.subscribe_job("j") as sub:
+    hub = Hub()
+    publisher = _Publisher(hub)
+    with _job_subscription(hub, "j") as sub:
         with trio.move_on_after(1) as scope:
             await sub.receive()
         assert scope.cancelled_caught
-        published = broadcaster.publish("j", EventType.WARNING, {"jobId": "j"})
+        published = publisher.publish("j", EventType.WARNING, {"jobId": "j"})
         with trio.CancelScope() as cancelled:
             cancelled.cancel()
             with pytest.raises(trio.Cancelled):
@@ -196,8 +224,8 @@ async def test_cancelled_receive_loses_nothing(autojump_clock: trio.testing.Mock
 
 async def test_a_cancel_racing_a_wakeup_loses_nothing() -> None:
     """The reader is woken with an event, then cancelled before it runs: the event survives."""
-    broadcaster = Broadcaster()
-    broadcaster.register_job("j", None)
+    hub = Hub()
+    publisher = _Publisher(hub)
     received: list[Event] = []
     scopes: list[trio.CancelScope] = []
 
@@ -206,11 +234,11 @@ async def test_a_cancel_racing_a_wakeup_loses_nothing() -> None:
             scopes.append(scope)
             received.append(await sub.receive())
 
-    with broadcaster.subscribe_job("j") as sub:
+    with _job_subscription(hub, "j") as sub:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(reader, sub)
             await trio.testing.wait_all_tasks_blocked()  # parked in receive()
-            published = broadcaster.publish("j", EventType.WARNING, {"jobId": "j"})
+            published = publisher.publish("j", EventType.WARNING, {"jobId": "j"})
             scopes[0].cancel()  # before the woken reader gets to run
         if received:
             assert received == [published]
@@ -222,18 +250,17 @@ async def test_receive_batch_and_end(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with make_runtime() as rt:
-        job = rt.submit("synthetic", {"stages": 1, "ticks": 5})
-        with rt.subscribe_job(job.id) as reference:
+        job = await rt.submit("synthetic", {"stages": 1, "ticks": 5})
+        with await rt.subscribe_job(job.id) as reference:
             await read_until(reference, is_terminal)
-        history = rt.broadcaster.history(job.id)
-        assert history is not None
-        with rt.subscribe_job(job.id) as sub:
+        history = await stored_events(rt, job.id)
+        with await rt.subscribe_job(job.id) as sub:
             batches = []
             while batch := await sub.receive_batch(max_events=3):
                 batches.append(batch)
             assert sub.is_exhausted
     # The whole replay is ready at once, so every batch is full but the last.
-    total = len(history.events)
+    total = len(history)
     assert [len(batch) for batch in batches] == [min(3, total - i) for i in range(0, total, 3)]
     assert len(batches) > 1
-    assert [e.id for batch in batches for e in batch] == [e.id for e in history.events]
+    assert [e.id for batch in batches for e in batch] == [e.id for e in history]
