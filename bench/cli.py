@@ -64,7 +64,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
     from dataclasses import replace
 
     from bench.http import scenarios as http
-    from bench.inproc import cancel, fanout, spawn, video
+    from bench.inproc import broadcast, cancel, fanout, spawn, video
 
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     http_plan = replace(plan.http, servers=servers, pin=not args.no_pin)
@@ -73,6 +73,9 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
             r, list(plan.spawn_sizes), plan.spawn_cancels, list(plan.spawn_traced_sizes)
         ),
         "fanout": lambda r: fanout.run(r, list(plan.fanout_subscribers), plan.fanout_deliveries),
+        "broadcaster": lambda r: broadcast.run(
+            r, list(plan.fanout_subscribers), plan.fanout_deliveries
+        ),
         "cancel": lambda r: cancel.run(r, plan.cancel_counts),
         "video": lambda r: video.run(r, plan.video_renders),
         "http": lambda r: http.run(r, http_plan),

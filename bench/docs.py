@@ -33,9 +33,16 @@ NOTES = """\
   limit: `scope.cancel()` → the task's exit is seen) and times the shutdown of all.
 - **Fan-out.** One publisher hands `step-status` events (never coalesced) to S
   subscribers in batches of 256 and waits for every reader to drain the batch;
-  `Broadcaster.publish` + `Subscription.receive_batch` on one side, `send_nowait` to S
-  memory channels (1024 deep, like the subscriber buffers) + `receive`/`receive_nowait`
-  on the other.
+  `Hub.publish` (the live half of delivery) + `Subscription.receive_batch` on one side,
+  `send_nowait` to S memory channels (1024 deep, like the subscriber buffers) +
+  `receive`/`receive_nowait` on the other.
+- **Broadcaster hop.** The same protocol end to end: a job object emits `step-status`
+  events into the broadcaster actor's inbox, which stamps ids, commits them to a
+  `MemoryStorage` and only then fans them out to S subscriptions. `burst` sends a batch
+  without yielding; `paced` yields after every event, as a job actor does between
+  reports. The reference is the old synchronous path done by the sender itself (id,
+  `JobHistory.append`, `Hub.publish`). CPU per event is `time.process_time()` over the
+  timed part divided by the events sent.
 - **Cancel latency (in process).** One job at a time: wait until the stage is inside
   its wait (+2 ms so the subprocess exists and the thread loops), then time
   `runtime.cancel()` → `job-cancelled` received by a subscriber. The limit is the same

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bench.http.scenarios import HttpPlan, LatencyRun
 
-SCENARIOS = ("spawn", "fanout", "cancel", "video", "http")
+SCENARIOS = ("spawn", "fanout", "broadcaster", "cancel", "video", "http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,7 @@ class Plan:
     spawn_sizes: tuple[int, ...]
     spawn_traced_sizes: tuple[int, ...]
     spawn_cancels: int
+    #: Subscriber counts and deliveries of the fan-out and of the broadcaster hop.
     fanout_subscribers: tuple[int, ...]
     fanout_deliveries: int
     cancel_counts: dict[str, int]

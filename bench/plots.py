@@ -108,7 +108,7 @@ def _fanout(data: JsonDict, out: Path) -> Path | None:
     if not curve:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    names = {"aura": "Broadcaster.publish", "raw": "raw memory channels (limit)"}
+    names = {"aura": "Hub.publish", "raw": "raw memory channels (limit)"}
     for side, rows in curve.items():
         ax.plot(
             [r["subscribers"] for r in rows],

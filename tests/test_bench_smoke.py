@@ -1,6 +1,6 @@
 """Smoke test of the benchmark harness: the in-process scenarios produce numbers.
 
-Runs ``python -m bench --smoke --only spawn,fanout,cancel,video`` (tiny sizes, a few
+Runs ``python -m bench --smoke --only spawn,fanout,broadcaster,cancel,video`` (tiny sizes, a few
 seconds) in a child process with a time limit, so a hang fails with the
 harness's progress lines instead of blocking the suite, and checks the results
 file: every measure has a finite value, and the raw curves are there. It never
@@ -29,7 +29,8 @@ HARNESS_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     results_dir = tmp_path_factory.mktemp("bench-results")
-    argv = ["--smoke", "--only", "spawn,fanout,cancel,video", "--results-dir", str(results_dir)]
+    argv = ["--smoke", "--only", "spawn,fanout,broadcaster,cancel,video"]
+    argv += ["--results-dir", str(results_dir)]
     command = [sys.executable, "-m", "bench", *argv, "--no-plots"]
     try:
         done = subprocess.run(
@@ -53,6 +54,8 @@ def test_every_measure_has_a_number(smoke_results: dict[str, object]) -> None:
     assert ("spawn", "RSS per job") in names
     assert ("spawn", "tracemalloc per job") in names
     assert ("fanout", "delivered events/s") in names
+    assert ("broadcaster", "delivered events/s") in names
+    assert ("broadcaster", "CPU per event") in names
     assert ("cancel", "cancel p99") in names
     assert ("video", "render time") in names
     for measure in measures:
@@ -66,6 +69,9 @@ def test_raw_curves_are_saved(smoke_results: dict[str, object]) -> None:
     assert isinstance(scenarios, dict)
     assert set(scenarios["spawn"]["curve"]) == {"aura", "trio"}
     assert scenarios["fanout"]["curve"]["aura"][0]["delivered_per_second"] > 0
+    hop = scenarios["broadcaster"]["curve"]["hop"]
+    assert {row["pacing"] for row in hop} == {"burst", "paced"}
+    assert all(row["cpu_seconds_per_event"] > 0 for row in hop)
     for kind in ("sleep", "subprocess", "thread"):
         assert scenarios["cancel"]["samples"][kind]["aura_ms"]
     (render,) = scenarios["video"]["renders"]

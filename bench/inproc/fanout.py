@@ -1,13 +1,17 @@
-"""Broadcaster throughput: events/s delivered to S subscribers, beside raw trio fan-out.
+"""Fan-out throughput: events/s the hub delivers to S subscribers, beside raw trio fan-out.
 
 Both sides do the same work in the same protocol: a publisher makes one small
-event object at a time and hands it to every subscriber (``Broadcaster.publish``
-on one side, ``send_nowait`` to S memory channels on the other), in batches of
-``BATCH`` events, then waits until every reader has drained the batch. Readers
-drain with ``Subscription.receive_batch`` / ``receive`` + ``receive_nowait``.
-Both buffers are 1024 events deep. The events are ``step-status`` events, which
+event object at a time, with its id, and hands it to every subscriber
+(``Hub.publish``, which offers it to the job's subscriptions, on one side;
+``send_nowait`` to S memory channels on the other), in batches of ``BATCH``
+events, then waits until every reader has drained the batch. Readers drain with
+``Subscription.receive_batch`` / ``receive`` + ``receive_nowait``. Both buffers
+are 1024 events deep. The events are ``step-status`` events, which
 subscriptions never coalesce (``step-progress`` would be superseded inside a
 batch, which would flatter the runtime).
+
+This is the live half of delivery only; :mod:`bench.inproc.broadcast` measures
+the whole hop (the broadcaster actor, its storage commit, then this fan-out).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from aura_actors.runtime import Broadcaster, EventType, Subscription
+from aura_actors.runtime import Event, EventIdGenerator, EventType, Hub, Subscription
 from bench.progress import say
 from bench.results import Measure, RunResults
 
@@ -26,7 +30,7 @@ BATCH = 256
 BUFFER = 1024
 
 
-class _Drain:
+class Drain:
     """How many deliveries of the current batch are still outstanding."""
 
     def __init__(self) -> None:
@@ -43,7 +47,8 @@ class _Drain:
             self.done.set()
 
 
-def _data(i: int) -> dict[str, Any]:
+def step_data(i: int) -> dict[str, Any]:
+    """The payload of the ``i``-th benchmark event (a ``step-status``)."""
     return {
         "jobId": "bench",
         "step": "stage-1",
@@ -53,7 +58,8 @@ def _data(i: int) -> dict[str, Any]:
     }
 
 
-async def _aura_reader(subscription: Subscription, drain: _Drain) -> None:
+async def read_subscription(subscription: Subscription, drain: Drain) -> None:
+    """Drain ``subscription`` a batch at a time, counting into ``drain``, until it ends."""
     while True:
         batch = await subscription.receive_batch(BATCH)
         if not batch:
@@ -61,28 +67,38 @@ async def _aura_reader(subscription: Subscription, drain: _Drain) -> None:
         drain.got(len(batch))
 
 
+def follow(hub: Hub, subscribers: int) -> list[Subscription]:
+    """``subscribers`` subscriptions of the job ``bench``, as ``Runtime.subscribe_job`` makes."""
+    subscriptions = []
+    for _ in range(subscribers):
+        subscription = Subscription(max_buffer=BUFFER, job_id="bench")
+        hub.follow_job("bench", subscription)
+        subscriptions.append(subscription)
+    return subscriptions
+
+
 async def aura_fanout(subscribers: int, events: int) -> float:
-    """Seconds to deliver ``events`` events to each of ``subscribers`` via the broadcaster."""
-    broadcaster = Broadcaster(subscriber_buffer=BUFFER)
-    broadcaster.register_job("bench", None)
-    subscriptions = [broadcaster.subscribe_job("bench") for _ in range(subscribers)]
-    drain = _Drain()
+    """Seconds to deliver ``events`` events to each of ``subscribers`` via the hub."""
+    hub = Hub()
+    ids = EventIdGenerator()
+    subscriptions = follow(hub, subscribers)
+    drain = Drain()
     async with trio.open_nursery() as nursery:
         for subscription in subscriptions:
-            nursery.start_soon(_aura_reader, subscription, drain)
+            nursery.start_soon(read_subscription, subscription, drain)
         await trio.testing.wait_all_tasks_blocked()
         start = time.perf_counter()
         for first in range(0, events, BATCH):
             drain.expect(subscribers * BATCH)
             for i in range(first, first + BATCH):
-                broadcaster.publish("bench", EventType.STEP_STATUS, _data(i))
+                hub.publish(Event(ids.next_id(), EventType.STEP_STATUS, step_data(i), "bench"))
             await drain.done.wait()
         elapsed = time.perf_counter() - start
-        broadcaster.close()
+        hub.close()
     return elapsed
 
 
-async def _raw_reader(channel: trio.MemoryReceiveChannel[Any], drain: _Drain) -> None:
+async def _raw_reader(channel: trio.MemoryReceiveChannel[Any], drain: Drain) -> None:
     while True:
         try:
             batch = [await channel.receive()]
@@ -99,7 +115,7 @@ async def _raw_reader(channel: trio.MemoryReceiveChannel[Any], drain: _Drain) ->
 async def raw_fanout(subscribers: int, events: int) -> float:
     """Seconds to deliver ``events`` events to each of ``subscribers`` memory channels."""
     pairs = [trio.open_memory_channel[Any](BUFFER) for _ in range(subscribers)]
-    drain = _Drain()
+    drain = Drain()
     async with trio.open_nursery() as nursery:
         for _, receive in pairs:
             nursery.start_soon(_raw_reader, receive, drain)
@@ -109,7 +125,7 @@ async def raw_fanout(subscribers: int, events: int) -> float:
         for first in range(0, events, BATCH):
             drain.expect(subscribers * BATCH)
             for i in range(first, first + BATCH):
-                event = (i, EventType.STEP_STATUS, _data(i))
+                event = (i, EventType.STEP_STATUS, step_data(i))
                 for send in sends:
                     send.send_nowait(event)
             await drain.done.wait()
@@ -133,7 +149,7 @@ def run(results: RunResults, subscriber_counts: list[int], deliveries: int) -> N
             )
         say(
             f"fanout: {subscribers} subscribers x {events:,} events: "
-            f"broadcaster {rates['aura']:,.0f}/s, raw channels {rates['raw']:,.0f}/s"
+            f"hub {rates['aura']:,.0f}/s, raw channels {rates['raw']:,.0f}/s"
         )
         results.add(
             Measure(
