@@ -46,8 +46,8 @@ class MediaPipeline:
 async def main() -> None:
     config = RuntimeConfig(data_dir=Path("aura-data"))
     async with open_runtime(config, PipelineRegistry([MediaPipeline()])) as runtime:
-        job = runtime.submit("media", {})
-        with runtime.subscribe_job(job.id) as events:
+        job = await runtime.submit("media", {})  # returns once the job is stored
+        with await runtime.subscribe_job(job.id) as events:
             async for event in events:
                 print(event.id, event.type, event.data.get("progressPct", ""))
 
