@@ -18,6 +18,7 @@ import trio
 import trio.testing
 from conftest import collect, non_progress, ready_events, registry
 
+from aura_actors.protocol import JobCancelledData, WarningData
 from aura_actors.runtime import (
     STORE_CLOSE_TIMEOUT,
     Broadcaster,
@@ -33,7 +34,7 @@ from aura_actors.runtime import (
     Subscription,
     open_runtime,
 )
-from aura_actors.runtime._broadcaster import RETRY_BACKOFF, CommitWaiter
+from aura_actors.runtime._broadcaster import INBOX_HIGH_WATER, RETRY_BACKOFF, CommitWaiter
 
 
 class FakeStorage:
@@ -70,7 +71,7 @@ def _job(broadcaster: Broadcaster, job_id: str, owner: str | None = "o") -> Job:
 
 
 def _warn(job: Job, n: int) -> None:
-    job.emit(EventType.WARNING, {"step": None, "message": f"warning {n}"})
+    job.emit(WarningData.build(job_id=job.id, step=None, message=f"warning {n}"))
 
 
 def _follow(hub: Hub, job_id: str) -> Subscription:
@@ -138,7 +139,7 @@ async def test_a_terminal_event_is_stored_before_anyone_sees_the_job_end(
         stream = _follow(hub, "a")
         storage.gate = trio.Event()
         job.logs.append({"at": "t", "level": "info", "stage": None, "message": "bye"})
-        job.emit_terminal(EventType.JOB_CANCELLED, {"step": None, "message": "stop"})
+        job.emit_terminal(JobCancelledData.build(job_id=job.id, step=None, message="stop"))
         await trio.testing.wait_all_tasks_blocked()
         assert not job.terminal_published and stream.pending == 0
         storage.gate.set()
@@ -180,6 +181,79 @@ async def test_what_waits_while_a_commit_runs_goes_in_the_next_batch(
         delivered = _drain(stream)
         assert [e.data["message"] for e in delivered] == [f"warning {n}" for n in range(11)]
         assert [e.id for e in delivered] == [e.id for e in storage.stored_events()]
+
+
+@pytest.mark.parametrize("fanout_slice", [4, 1000])
+async def test_a_large_batch_is_fanned_out_in_slices_readers_keep_up_with(
+    autojump_clock: trio.testing.MockClock, fanout_slice: int
+) -> None:
+    """Readers run between slices: a buffer of two slices holds a batch of any size."""
+    storage = FakeStorage()
+    hub = Hub()
+    broadcaster = Broadcaster(storage, hub, fanout_slice=fanout_slice)  # type: ignore[arg-type]
+    job = _job(broadcaster, "a")
+    stream = Subscription(max_buffer=8, job_id="a")
+    hub.follow_job("a", stream)
+    received: list[Event] = []
+
+    async def read() -> None:
+        while batch := await stream.receive_batch():
+            received.extend(batch)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await nursery.start(broadcaster.run)
+        storage.gate = trio.Event()
+        _warn(job, 0)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(1, 101):
+            _warn(job, n)
+        storage.gate.set()
+        assert await broadcaster.barrier() is None
+        assert [len(c.events) for c in storage.commits] == [1, 100]
+        await trio.testing.wait_all_tasks_blocked()
+        broadcaster.close()
+        hub.close()
+    if fanout_slice == 4:
+        assert [e.data["message"] for e in received] == [f"warning {n}" for n in range(101)]
+    else:  # one burst of 100 events overflows a buffer of 8
+        assert received[-1].data["code"] == "subscriber_overflow"
+
+
+async def test_a_full_inbox_asks_senders_to_wait_until_half_of_it_is_stored(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = FakeStorage()
+    async with running(storage) as (broadcaster, _hub):
+        job = _job(broadcaster, "a")
+        storage.gate = trio.Event()
+        _warn(job, 0)
+        await trio.testing.wait_all_tasks_blocked()  # the first commit is under way
+        for n in range(INBOX_HIGH_WATER):
+            _warn(job, n)
+        assert not broadcaster.congested
+        _warn(job, INBOX_HIGH_WATER)
+        assert broadcaster.congested
+        room = trio.Event()
+        stored_at_room: list[int] = []
+
+        async def sender() -> None:
+            await broadcaster.wait_for_room()
+            stored_at_room.append(len(storage.stored_events()))
+            room.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not room.is_set()
+            storage.gate.set()
+        assert not broadcaster.congested
+        # room came once half the high-water mark was stored, before the rest was
+        [stored] = stored_at_room
+        assert INBOX_HIGH_WATER // 2 <= stored < INBOX_HIGH_WATER + 2
+        assert await broadcaster.barrier() is None
+        assert len(storage.stored_events()) == INBOX_HIGH_WATER + 2
+        await broadcaster.wait_for_room()  # not congested: returns at once
 
 
 async def test_barrier_waits_for_everything_sent_before_it() -> None:

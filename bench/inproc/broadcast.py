@@ -29,6 +29,7 @@ from typing import Any
 import trio
 import trio.testing
 
+from aura_actors.protocol import JobStatusData, StepStatusData
 from aura_actors.runtime import (
     Broadcaster,
     Event,
@@ -40,7 +41,7 @@ from aura_actors.runtime import (
     JobStatus,
     MemoryStorage,
 )
-from bench.inproc.fanout import BATCH, BUFFER, Drain, follow, read_subscription, step_data
+from bench.inproc.fanout import BATCH, BUFFER, Drain, follow, read_subscription
 from bench.progress import say
 from bench.results import Measure, RunResults
 
@@ -86,12 +87,12 @@ async def hop(subscribers: int, events: int, paced: bool) -> tuple[float, float]
     )
 
     def send(i: int) -> None:
-        job.emit(EventType.STEP_STATUS, step_data(i))
+        job.emit(_payload(i))
 
     async with trio.open_nursery() as nursery:
         await nursery.start(broadcaster.run)
         # The job's record first, as submit stores it: its events go into its history.
-        job.emit(EventType.JOB_STATUS, _queued(), create=True)
+        job.emit(_queued(), create=True)
         if await broadcaster.barrier() is not None:
             raise RuntimeError("the memory storage refused the job")
         cpu = time.process_time()
@@ -111,8 +112,7 @@ async def sync_publish(subscribers: int, events: int, paced: bool) -> tuple[floa
     history = JobHistory(HISTORY_EVENTS)
 
     def send(i: int) -> None:
-        data = {"jobId": "bench", **step_data(i)}
-        event = Event(ids.next_id(), EventType.STEP_STATUS, data, "bench", None)
+        event = Event(ids.next_id(), EventType.STEP_STATUS, job_id="bench", payload=_payload(i))
         history.append(event)
         hub.publish(event)
 
@@ -121,13 +121,21 @@ async def sync_publish(subscribers: int, events: int, paced: bool) -> tuple[floa
     return elapsed, time.process_time() - cpu
 
 
-def _queued() -> dict[str, Any]:
-    return {
-        "status": JobStatus.QUEUED.value,
-        "previousStatus": None,
-        "stage": None,
-        "progressPct": 0.0,
-    }
+def _payload(i: int) -> StepStatusData:
+    """The ``i``-th event's payload, built as the job actor builds it."""
+    return StepStatusData.build(
+        job_id="bench", step="stage-1", step_index=i, total_steps=1, state="Started"
+    )
+
+
+def _queued() -> JobStatusData:
+    return JobStatusData.build(
+        job_id="bench",
+        status=JobStatus.QUEUED,
+        previous_status=None,
+        stage=None,
+        progress_pct=0.0,
+    )
 
 
 def run(results: RunResults, subscriber_counts: list[int], deliveries: int) -> None:
