@@ -74,7 +74,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
         ),
         "fanout": lambda r: fanout.run(r, list(plan.fanout_subscribers), plan.fanout_deliveries),
         "broadcaster": lambda r: broadcast.run(
-            r, list(plan.fanout_subscribers), plan.fanout_deliveries
+            r, list(plan.broadcaster_subscribers), plan.broadcaster_deliveries
         ),
         "cancel": lambda r: cancel.run(r, plan.cancel_counts),
         "video": lambda r: video.run(r, plan.video_renders),

@@ -17,13 +17,16 @@ class Plan:
     spawn_sizes: tuple[int, ...]
     spawn_traced_sizes: tuple[int, ...]
     spawn_cancels: int
-    #: Subscriber counts and deliveries of the fan-out and of the broadcaster hop.
     fanout_subscribers: tuple[int, ...]
     fanout_deliveries: int
     cancel_counts: dict[str, int]
     http: HttpPlan
     #: ``(durationSeconds, speed)`` of each real video render timed.
     video_renders: tuple[tuple[float, float], ...] = ((30.0, 1000.0),)
+    #: Subscriber counts and deliveries of the broadcaster hop (each in both pacings:
+    #: ``paced`` costs a scheduler round trip per event, so it is kept smaller).
+    broadcaster_subscribers: tuple[int, ...] = (1, 10)
+    broadcaster_deliveries: int = 5_000
 
 
 def make_plan(mode: str) -> Plan:
@@ -65,6 +68,8 @@ def make_plan(mode: str) -> Plan:
                 idle_steps=(200,),
                 cancels=20,
             ),
+            broadcaster_subscribers=(1, 10, 100),
+            broadcaster_deliveries=20_000,
         )
     return Plan(
         mode,
@@ -85,4 +90,6 @@ def make_plan(mode: str) -> Plan:
             cancels=200,
         ),
         video_renders=((30.0, 1000.0), (30.0, 1.0), (120.0, 1000.0)),
+        broadcaster_subscribers=(1, 10, 100, 1000),
+        broadcaster_deliveries=200_000,
     )
