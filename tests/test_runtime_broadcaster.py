@@ -456,11 +456,6 @@ async def test_running_jobs_go_on_while_storage_fails_and_nothing_is_lost(
     assert rt.broadcaster.lost_records == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: after a refused creation an idle broadcaster never commits again, "
-    "so storage_error (and submit's fast refusal) stays set after storage recovers",
-)
 async def test_an_idle_runtime_accepts_jobs_again_once_storage_recovers(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -477,12 +472,6 @@ async def test_an_idle_runtime_accepts_jobs_again_once_storage_recovers(
         assert job.id in rt._live
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: the broadcaster sleeps its whole backoff (up to 5 s) past its give-up "
-    "time, and that time is set only after the jobs' own 5 s wait: shutdown takes ~11 s, the "
-    "broadcaster is cut off and lost_records stays 0",
-)
 async def test_leaving_the_block_gives_failing_storage_a_bounded_time(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -311,11 +311,6 @@ class _GatedStorage(MemoryStorage):
         await super().commit(commit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: submit queues (and starts) its job after the commit even if the "
-    "job was canceled meanwhile",
-)
 async def test_a_job_canceled_while_its_submit_waits_for_storage_never_runs(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

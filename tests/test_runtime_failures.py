@@ -56,17 +56,9 @@ async def test_a_raising_stage_fails_only_its_job(
         assert failed.data["step"] == "crash"
         assert [e["code"] for e in failed.data["errors"]] == ["stage_error"]
         assert "ValueError: bad frame 17" in failed.data["errorMessage"]
-        # the tail of the job's log: the stage's lines and the runtime's own "crash started"
-        # (where that one lands among the stage's is a runtime bug: see test_log_order_...)
-        assert sorted(failed.data["logs"]) == sorted(
-            [
-                "crash started",
-                "loading the model",
-                "model loaded",
-                "crash: ValueError: bad frame 17",
-            ]
-        )
-        assert [line for line in failed.data["logs"] if line != "crash started"] == [
+        # the tail of the job's log: the runtime's own lines and the stage's, in order
+        assert failed.data["logs"] == [
+            "crash started",
             "loading the model",
             "model loaded",
             "crash: ValueError: bad frame 17",
@@ -78,7 +70,8 @@ async def test_a_raising_stage_fails_only_its_job(
         # the job's log is stored with its end: the same lines, with level and stage
         logs = await rt.logs(crashing.id)
         assert [line["message"] for line in logs] == failed.data["logs"]
-        assert [line["level"] for line in logs if line["level"] != "info"] == ["error"]
+        assert [line["level"] for line in logs] == ["info", "info", "info", "error"]
+        assert {line["stage"] for line in logs} == {"crash"}
         # the runtime is fine: the other job finishes, new jobs run
         assert (await job_events(rt, healthy.id))[-1].type is EventType.JOB_COMPLETED
         later = await rt.submit("synthetic", {"ticks": 2})
@@ -100,8 +93,7 @@ async def test_stage_error_code_and_remediation_propagate(
     assert failed.data["errors"] == [
         {"code": "quota", "message": "quota exceeded", "remediation": "wait an hour"}
     ]
-    # (in either order: see test_log_order_and_stage_of_each_line)
-    assert sorted(failed.data["logs"]) == ["typed started", "typed: quota exceeded"]
+    assert failed.data["logs"] == ["typed started", "typed: quota exceeded"]
     assert error == {"message": "quota exceeded", "errors": failed.data["errors"]}
 
 
@@ -184,11 +176,6 @@ def _logging_stages(name: str) -> FnPipeline:
     return FnPipeline(name, lambda p: [stage("A"), stage("B")])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: a stage's ctx.log lines are written at once, the runtime's "
-    "'<stage> started' line and job.stage only when the job actor handles StageStarted",
-)
 async def test_log_order_and_stage_of_each_line(
     make_runtime: RuntimeFactory, autojump_clock: trio.testing.MockClock
 ) -> None:
