@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bench.http.scenarios import HttpPlan, LatencyRun
 
-SCENARIOS = ("spawn", "fanout", "broadcaster", "cancel", "video", "http")
+SCENARIOS = ("spawn", "fanout", "broadcaster", "durability", "cancel", "video", "http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,10 @@ class Plan:
     #: ``paced`` costs a scheduler round trip per event, so it is kept smaller).
     broadcaster_subscribers: tuple[int, ...] = (1, 10)
     broadcaster_deliveries: int = 5_000
+    #: Jobs submitted (and finished, for the memory measure) by the durability scenario.
+    durability_jobs: int = 500
+    #: ``(jobs, ticks, subscribers)`` of its delivery measure.
+    durability_delivery: tuple[int, int, int] = (4, 500, 2)
 
 
 def make_plan(mode: str) -> Plan:
@@ -70,6 +74,8 @@ def make_plan(mode: str) -> Plan:
             ),
             broadcaster_subscribers=(1, 10, 100),
             broadcaster_deliveries=20_000,
+            durability_jobs=2_000,
+            durability_delivery=(10, 2_000, 10),
         )
     return Plan(
         mode,
@@ -92,4 +98,6 @@ def make_plan(mode: str) -> Plan:
         video_renders=((30.0, 1000.0), (30.0, 1.0), (120.0, 1000.0)),
         broadcaster_subscribers=(1, 10, 100, 1000),
         broadcaster_deliveries=200_000,
+        durability_jobs=20_000,
+        durability_delivery=(100, 2_000, 10),
     )
