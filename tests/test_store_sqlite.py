@@ -68,7 +68,7 @@ async def open_store(path: Path, **options: Any) -> AsyncIterator[SqliteStorage]
         await store.aclose()
 
 
-# -- a script of made-up jobs ---------------------------------------------------------------
+# -- a script of made-up jobs -------------------------------------------------------------------
 
 
 class Script:
@@ -242,7 +242,7 @@ def assert_complete(stored: list[Event], committed: list[Event]) -> None:
             assert key(event) in stored_keys, f"lost {event.id} {event.type}"
 
 
-# -- round trip --------------------------------------------------------------------------------
+# -- round trip ---------------------------------------------------------------------------------
 
 
 async def test_commit_then_read_back_jobs_events_and_logs(tmp_path: Path) -> None:
@@ -341,7 +341,7 @@ async def test_recovery_reports_unfinished_jobs_the_newest_id_and_the_count(
         await store.aclose()
 
 
-# -- compaction and the per-job bound, the same as in memory ---------------------------------
+# -- compaction and the per-job bound, the same as in memory ------------------------------------
 
 
 @pytest.mark.parametrize("bound", [10_000, 7, 2])
@@ -437,7 +437,7 @@ async def _replay(runtime: Any, job_id: str, after: EventId | None = None) -> li
             return [event async for event in subscription]
 
 
-# -- history expiry and retention ------------------------------------------------------------------
+# -- history expiry and retention ---------------------------------------------------------------
 
 
 async def _finish_at(
@@ -597,7 +597,7 @@ async def test_delete_removes_record_events_logs_and_files(tmp_path: Path) -> No
         await store.delete("gone")  # again: nothing to do, no error
 
 
-# -- schema versions -----------------------------------------------------------------------------
+# -- schema versions ----------------------------------------------------------------------------
 
 
 async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -685,7 +685,7 @@ def _tables(path: Path) -> set[str]:
     return names
 
 
-# -- a failing disk -------------------------------------------------------------------------------
+# -- a failing disk -----------------------------------------------------------------------------
 
 
 class FaultyConnection:
