@@ -222,7 +222,9 @@ class SqliteStorage:
         self._next_seq = seq
 
     def _insert_events(self, connection: sqlite3.Connection, events: list[Event]) -> None:
-        rows: list[tuple[Any, ...]] = []
+        # In id order; a progress event replaced by a newer one of the same batch
+        # never reaches the table (a DELETE before the INSERT would not find it).
+        rows: dict[EventId, tuple[Any, ...]] = {}
         replaced: list[tuple[int, int]] = []
         for event in events:
             assert event.id is not None and event.job_id is not None
@@ -235,28 +237,27 @@ class SqliteStorage:
             tail = self._progress_tail.pop(job_id, None)
             if event.type is EventType.STEP_PROGRESS:
                 if tail is not None:
-                    replaced.append(tail)
+                    if rows.pop(tail, None) is None:
+                        replaced.append(tail)
                     self._event_counts[job_id] -= 1
                 self._progress_tail[job_id] = event.id
-            rows.append(
-                (
-                    event.id.millis,
-                    event.id.counter,
-                    job_id,
-                    event.owner,
-                    event.type.value,
-                    event.data_json,
-                )
+            rows[event.id] = (
+                event.id.millis,
+                event.id.counter,
+                job_id,
+                event.owner,
+                event.type.value,
+                event.data_json,
             )
             self._event_counts[job_id] += 1
         if replaced:
             connection.executemany("DELETE FROM events WHERE millis = ? AND counter = ?", replaced)
-        connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows.values())
         last = events[-1].id
         connection.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_event_id', ?)", (str(last),)
         )
-        for touched in {row[2] for row in rows}:
+        for touched in {row[2] for row in rows.values()}:
             if self._event_counts[touched] > self.max_history_events:
                 self._trim(connection, touched)
         for event in events:
