@@ -251,8 +251,12 @@ class SqliteStorage:
             )
             self._event_counts[job_id] += 1
         if replaced:
-            connection.executemany("DELETE FROM events WHERE millis = ? AND counter = ?", replaced)
-        connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows.values())
+            _execute_in_chunks(
+                connection, "DELETE FROM events WHERE (millis, counter) IN ({})", "(?, ?)", replaced
+            )
+        _execute_in_chunks(
+            connection, "INSERT INTO events VALUES {}", "(?, ?, ?, ?, ?, ?)", list(rows.values())
+        )
         last = events[-1].id
         connection.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_event_id', ?)", (str(last),)
@@ -424,6 +428,25 @@ class SqliteStorage:
                 if connection is not None:
                     await trio.to_thread.run_sync(connection.close)
             self._writer = self._reader = None
+
+
+#: Rows per multi-row statement (SQLite allows 32766 parameters; 6 per event row).
+_CHUNK_ROWS = 500
+
+
+def _execute_in_chunks(
+    connection: sqlite3.Connection, template: str, row: str, values: list[tuple[Any, ...]]
+) -> None:
+    """``template`` with ``{}`` replaced by as many ``row`` groups as fit, for all ``values``.
+
+    One statement per chunk rather than ``executemany``'s one step per row:
+    the worker thread takes the GIL back once per statement instead of once
+    per row, which matters while the event loop keeps the GIL busy.
+    """
+    for start in range(0, len(values), _CHUNK_ROWS):
+        chunk = values[start : start + _CHUNK_ROWS]
+        statement = template.format(", ".join([row] * len(chunk)))
+        connection.execute(statement, [value for item in chunk for value in item])
 
 
 def _probe(connection: sqlite3.Connection) -> None:
