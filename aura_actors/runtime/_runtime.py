@@ -220,7 +220,8 @@ class Runtime:
     ) -> JobRecord:
         """Cancel a queued or running job. A checkpoint.
 
-        A queued job is ``Canceled`` at once and never starts. A running job's
+        A queued job is ``Canceled`` at once and never starts; the call returns
+        once that is stored (raising :class:`StorageFailing` if it cannot be). A running job's
         cancel scope is cancelled; its actor ends it as ``Canceled`` at the
         stage's next checkpoint (at once for sleeps, subprocesses and
         threads). Raises :class:`JobNotFound` or :class:`JobAlreadyFinished`.
@@ -233,9 +234,14 @@ class Runtime:
             raise JobAlreadyFinished(job.id, job.status.value)
         if job.status is JobStatus.QUEUED:
             self._cancel_queued(job, message)
+            # Its end is acknowledged: answer once it is stored (or storage failed).
+            with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
+                error = await self.broadcaster.barrier()
+                if error is not None:
+                    raise StorageFailing(str(error))
         else:
             job.request_cancel(message)
-        await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
         return JobRecord(0, job.owner, job.snapshot())
 
     def _cancel_queued(self, job: Job, message: str) -> None:
