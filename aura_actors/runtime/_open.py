@@ -142,3 +142,5 @@ async def _stop_broadcaster(broadcaster: Broadcaster) -> None:
         if broadcaster.stop_scope is not None:
             broadcaster.stop_scope.cancel()
         await broadcaster.stopped.wait()
+        if broadcaster._commit:
+            broadcaster._abandon()  # what it still held is lost: count it, say so

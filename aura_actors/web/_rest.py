@@ -189,8 +189,9 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         for artifact in job.artifacts:
             if artifact.name == name:
                 # Resolved now, not when the file was made: a tampered record or a
-                # symlink in the job's folder must not lead anywhere else.
-                folder = (runtime.config.artifacts_dir / job.id).resolve()
+                # symlink in the job's folder (or the folder itself a symlink) must
+                # not lead anywhere else.
+                folder = runtime.config.artifacts_dir.resolve() / job.id
                 path = (runtime.config.data_dir / artifact.path).resolve()
                 if not path.is_relative_to(folder) or not path.is_file():
                     break
