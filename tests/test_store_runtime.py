@@ -117,6 +117,8 @@ class Breakable:
         if self.hold is not None:
             self.holding.set()
             await self.hold.wait()
+            if self.crashed:
+                return
         if self.fail:
             self.failed_commits += 1
             await trio.lowlevel.checkpoint()
@@ -238,6 +240,41 @@ async def test_a_cancelled_submitter_still_leaves_the_job_stored(tmp_path: Path)
         # ... and it runs.
         events = await stream(runtime, rows[0][0])
         assert events[-1].type is EventType.JOB_COMPLETED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: cancel of a Queued job answers Canceled before its terminal event is "
+    "committed; killed then, the job comes back Queued after the restart and runs "
+    "(Runtime's docstring: what commands acknowledge is stored)",
+)
+async def test_a_canceled_queued_job_is_stored_canceled_before_cancel_answers(
+    tmp_path: Path,
+) -> None:
+    gated = Gated()
+    config = config_for(tmp_path, max_concurrent_jobs=1)
+    async with breakable_runtime(config, gated) as (runtime, storage):
+        await runtime.submit("gated", {"key": "r"})
+        queued = await runtime.submit("gated", {"key": "q"})
+        await gated.entered["r"].wait()
+        storage.hold = trio.Event()
+        answers: list[JobStatus] = []
+
+        async def cancel() -> None:
+            answers.append((await runtime.cancel(queued.id)).status)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel)
+            with trio.fail_after(10):
+                await storage.holding.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            answered = list(answers)
+            storage.crashed = True  # killed now: the held commit never lands
+            storage.hold.set()
+    stored = stored_rows(tmp_path, "SELECT status FROM jobs WHERE id = ?", queued.id)
+    if answered:  # what the caller was told must be what a restart finds
+        assert answered == [JobStatus.CANCELED]
+        assert stored == [("Canceled",)]
 
 
 # -- restarts -----------------------------------------------------------------------------------
