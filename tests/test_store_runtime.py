@@ -242,15 +242,11 @@ async def test_a_cancelled_submitter_still_leaves_the_job_stored(tmp_path: Path)
         assert events[-1].type is EventType.JOB_COMPLETED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cancel of a Queued job answers Canceled before its terminal event is "
-    "committed; killed then, the job comes back Queued after the restart and runs "
-    "(Runtime's docstring: what commands acknowledge is stored)",
-)
 async def test_a_canceled_queued_job_is_stored_canceled_before_cancel_answers(
     tmp_path: Path,
 ) -> None:
+    """A cancel that answers Canceled has stored it: killed right after, a restart finds
+    the job Canceled, never Queued again."""
     gated = Gated()
     config = config_for(tmp_path, max_concurrent_jobs=1)
     async with breakable_runtime(config, gated) as (runtime, storage):
@@ -271,10 +267,11 @@ async def test_a_canceled_queued_job_is_stored_canceled_before_cancel_answers(
             answered = list(answers)
             storage.crashed = True  # killed now: the held commit never lands
             storage.hold.set()
+    # It could not answer while its end was not stored; killed then, nothing was
+    # acknowledged, and the job is still Queued on disk.
+    assert answered == [], "cancel answered Canceled before storing it"
     stored = stored_rows(tmp_path, "SELECT status FROM jobs WHERE id = ?", queued.id)
-    if answered:  # what the caller was told must be what a restart finds
-        assert answered == [JobStatus.CANCELED]
-        assert stored == [("Canceled",)]
+    assert stored == [("Queued",)]
 
 
 # -- restarts -----------------------------------------------------------------------------------
