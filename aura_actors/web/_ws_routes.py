@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
@@ -13,8 +12,7 @@ from quart import Quart, websocket
 from ..runtime import Event, EventType, JobAlreadyFinished, JobNotFound, RuntimeRefusal
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
-
-request_logger = logging.getLogger("aura_actors.requests")
+from ._logging import log_request
 
 #: Close codes (RFC 6455 private range for ours).
 CLOSE_NORMAL = 1000
@@ -55,17 +53,8 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
         try:
             close_code = await serve_job_ws(job_id)
         finally:
-            request_logger.info(
-                "websocket",
-                extra={
-                    "method": "GET",
-                    "path": websocket.path,
-                    "status": 101,
-                    # None: the client went away first.
-                    "close_code": close_code,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            # close_code None: the client went away first.
+            log_request("GET", websocket.path, 101, started, "websocket", close_code=close_code)
 
     async def serve_job_ws(job_id: str) -> int:
         await websocket.accept()
