@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from quart import request
+from quart.wrappers import Request, Websocket
 
 from ..runtime import EventId, Runtime
 from ._auth import Authenticator
@@ -22,8 +23,13 @@ class ServerContext:
 
     def current_user(self) -> str | None:
         """The user the current request acts for (``None`` with auth off); raises 401."""
+        return self.user_of(request)
+
+    def user_of(self, connection: Request | Websocket) -> str | None:
+        """The user a request or WebSocket acts for: its ``Authorization: Bearer`` token, or
+        its ``access_token`` query value (for EventSource and WebSocket); raises 401."""
         return self.authenticator.user_for(
-            request.headers.get("Authorization"), request.args.get("access_token")
+            connection.headers.get("Authorization"), connection.args.get("access_token")
         )
 
 

@@ -95,9 +95,8 @@ class _Connection(TCPServer):
 
         The semantics are Hypercorn's: one write at a time (its lock), never
         cut half-way by a cancellation, a broken or closed socket closes the
-        protocol. Each write still yields to the scheduler once after it, as
-        trio's ``send`` does, so the tasks that make the events run between
-        two writes.
+        protocol. Taking the lock is a checkpoint, so every write yields to the
+        scheduler once and the tasks that make the events run between writes.
         """
         stream: object = self.stream
         if type(event) is not RawData or not isinstance(stream, trio.SocketStream):
@@ -110,8 +109,6 @@ class _Connection(TCPServer):
                 if sent < len(data):
                     with trio.CancelScope(shield=True):
                         await _send_all(stream.socket, memoryview(data)[sent:])
-                else:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.protocol.handle(Closed())
 

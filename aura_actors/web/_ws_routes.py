@@ -59,9 +59,7 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
     async def serve_job_ws(job_id: str) -> int:
         await websocket.accept()
         try:
-            user = context.authenticator.user_for(
-                websocket.headers.get("Authorization"), websocket.args.get("access_token")
-            )
+            user = context.user_of(websocket)
         except ApiError as error:
             await websocket.close(CLOSE_UNAUTHORIZED, error.message)
             return CLOSE_UNAUTHORIZED
