@@ -8,14 +8,14 @@ from typing import Any
 
 from rich.console import Console
 
-from aura_actors.client import Event, parse_event
-from aura_actors.client.display import (
+from aura_actors.cli.display import (
     FollowState,
     JsonLinesView,
     LiveView,
     PlainView,
     format_eta,
 )
+from aura_actors.client import Event, parse_event
 
 JOB = "4f1c0ffee"
 _counter = iter(range(1, 10_000))

@@ -86,7 +86,7 @@ async def test_create_get_cancel_and_list_are_typed(client: AuraClient) -> None:
         assert job.params == {"stages": 1, "ticks": 1, "tickSeconds": 600}
         assert job.status in {JobStatus.QUEUED, JobStatus.RUNNING}
         assert job.created_at is not None and job.created_at.tzinfo is not None
-        assert job.finished_at is None and job.error is None and job.artifacts == ()
+        assert job.finished_at is None and job.error is None and job.artifacts == []
 
         fetched = await client.get_job(job.id)
         assert fetched.id == job.id

@@ -18,6 +18,11 @@
 Streams reconnect on their own (:class:`ReconnectPolicy`) and resume after the
 last event delivered, so each event arrives once. Errors derive from
 :class:`AuraError`. For scripts without async code see :mod:`aura_actors.client.sync`.
+
+Answers and events are the models of :mod:`aura_actors.protocol` (a
+:class:`JobSnapshot` is the protocol's, a :class:`StepProgressEvent` is a
+``StepProgressData`` with its id), validated as they arrive. The client
+imports nothing else of the server side: not the runtime, not the web layer.
 """
 
 from ._client import DEFAULT_URL, AuraClient
@@ -50,9 +55,18 @@ from ._events import (
     parse_event,
     parse_event_id,
 )
-from ._models import Artifact, ErrorDetail, JobError, JobPage, JobSnapshot, JobStatus
-from ._reconnect import ReconnectPolicy
-from ._stream import EventStream, Reconnecting
+from ._models import (
+    Artifact,
+    ArtifactInfo,
+    ErrorDetail,
+    Health,
+    JobError,
+    JobPage,
+    JobSnapshot,
+    JobStatus,
+)
+from ._resume import Reconnecting, ReconnectPolicy
+from ._stream import EventStream
 from ._websocket import JobSocket
 
 __all__ = [
@@ -61,6 +75,7 @@ __all__ = [
     "AnyEvent",
     "ApiError",
     "Artifact",
+    "ArtifactInfo",
     "AuraClient",
     "AuraError",
     "Conflict",
@@ -71,6 +86,7 @@ __all__ = [
     "Event",
     "EventStream",
     "EventType",
+    "Health",
     "JobCancelledEvent",
     "JobCompletedEvent",
     "JobError",

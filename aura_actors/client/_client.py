@@ -12,12 +12,11 @@ import httpx
 import trio
 
 from .. import __version__
-from ..runtime import JobStatus
 from ._errors import ConnectionFailed, ProtocolError, api_error_from_response
 from ._events import Event
-from ._models import JobPage, JobSnapshot
-from ._reconnect import ReconnectPolicy
-from ._stream import EventStream, OnReconnect
+from ._models import Health, JobPage, JobSnapshot, JobStatus, parse_answer
+from ._resume import OnReconnect, ReconnectPolicy
+from ._stream import EventStream
 from ._websocket import JobSocket
 
 __all__ = ["DEFAULT_URL", "AuraClient"]
@@ -126,11 +125,13 @@ class AuraClient:
         :class:`~aura_actors.client.ServerUnavailable` (shutting down).
         """
         body = {"pipeline": pipeline, "params": dict(params or {})}
-        return JobSnapshot.from_json(await self._request("POST", "/api/jobs", json=body))
+        answer = await self._request("POST", "/api/jobs", json=body)
+        return parse_answer(JobSnapshot, answer, "POST /api/jobs")
 
     async def get_job(self, job_id: str) -> JobSnapshot:
         """A job's snapshot; :class:`~aura_actors.client.NotFound` if unknown."""
-        return JobSnapshot.from_json(await self._request("GET", _job_path(job_id)))
+        path = _job_path(job_id)
+        return parse_answer(JobSnapshot, await self._request("GET", path), f"GET {path}")
 
     async def cancel_job(self, job_id: str) -> JobSnapshot:
         """Cancel a ``Queued`` or ``Running`` job; the answer may still say ``Running``.
@@ -139,7 +140,8 @@ class AuraClient:
         :class:`~aura_actors.client.Conflict` if the job already ended and
         :class:`~aura_actors.client.NotFound` if it is unknown.
         """
-        return JobSnapshot.from_json(await self._request("POST", _job_path(job_id, "/cancel")))
+        path = _job_path(job_id, "/cancel")
+        return parse_answer(JobSnapshot, await self._request("POST", path), f"POST {path}")
 
     async def list_jobs(
         self,
@@ -161,12 +163,7 @@ class AuraClient:
         if cursor is not None:
             params["cursor"] = cursor
         body = await self._request("GET", "/api/jobs", params=params)
-        if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
-            raise ProtocolError(f"GET /api/jobs: unexpected answer {body!r:.200}")
-        next_cursor = body.get("nextCursor")
-        if next_cursor is not None and not isinstance(next_cursor, str):
-            raise ProtocolError(f"GET /api/jobs: bad nextCursor {next_cursor!r}")
-        return JobPage(tuple(JobSnapshot.from_json(job) for job in body["jobs"]), next_cursor)
+        return parse_answer(JobPage, body, "GET /api/jobs")
 
     async def iter_jobs(
         self, *, status: JobStatus | str | None = None, page_size: int | None = None
@@ -185,12 +182,9 @@ class AuraClient:
                 return
             cursor = page.next_cursor
 
-    async def health(self) -> dict[str, Any]:
-        """``GET /api/health``: ``{"status": "ok", "version", "jobs", "subscribers"}``."""
-        body = await self._request("GET", "/api/health")
-        if not isinstance(body, dict):
-            raise ProtocolError(f"GET /api/health: unexpected answer {body!r:.200}")
-        return body
+    async def health(self) -> Health:
+        """``GET /api/health``: ``status`` (``"ok"``), ``version``, ``jobs``, ``subscribers``."""
+        return parse_answer(Health, await self._request("GET", "/api/health"), "GET /api/health")
 
     # -- streams --------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 import trio
+from pydantic import ValidationError
 from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
@@ -15,31 +16,22 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from ..runtime import EventId
+from ..protocol import CloseCode, EventMessage
 from ._errors import (
     AuraError,
-    ConnectionLost,
     NotFound,
     ProtocolError,
     Unauthorized,
     ValidationFailed,
     api_error,
 )
-from ._events import Event, parse_event, parse_event_id
-from ._reconnect import ReconnectPolicy
-from ._stream import OnReconnect, Reconnecting
+from ._events import Event, parse_event
+from ._resume import OnReconnect, ReconnectPolicy, Resume, StreamDropped
 
 __all__ = ["JobSocket"]
 
-#: Close codes of the server (contract section 5).
-CLOSE_NORMAL = 1000
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
-
-
-class _Drop(Exception):
-    pass
+#: No close frame at all (RFC 6455 section 7.1.5); never sent on the wire.
+_ABNORMAL_CLOSURE = 1006
 
 
 class JobSocket:
@@ -48,9 +40,9 @@ class JobSocket:
 
     Iterate it for typed events (the same ids and data as the SSE stream); call
     :meth:`cancel` to cancel the job over the socket. It reconnects like an
-    :class:`~aura_actors.client.EventStream` (same :class:`ReconnectPolicy`),
-    resuming with ``lastEventId``, and ends after the terminal event or when
-    the server closes with 1000. Close 4404 raises
+    :class:`~aura_actors.client.EventStream` (same :class:`ReconnectPolicy`
+    and the same resume logic), resuming with ``lastEventId``, and ends after
+    the terminal event or when the server closes with 1000. Close 4404 raises
     :class:`~aura_actors.client.NotFound`, 4401
     :class:`~aura_actors.client.Unauthorized`, exhausted tries
     :class:`~aura_actors.client.ConnectionLost`.
@@ -58,7 +50,6 @@ class JobSocket:
     The connection is run by a task in the ``async with`` block's nursery;
     leaving the block (or cancelling it) closes the socket.
 
-    :ivar last_event_id: the id of the last event delivered.
     :ivar connections: WebSocket connections opened so far.
     """
 
@@ -78,18 +69,23 @@ class JobSocket:
         self._headers = headers
         self._policy = policy
         self._rest_cancel = rest_cancel
-        self._on_reconnect = on_reconnect
-        self.last_event_id: str | None = last_event_id or None
-        self._last_key: EventId | None = (
-            None if self.last_event_id is None else parse_event_id(self.last_event_id)
+        self._resume = Resume(
+            f"WebSocket of job {job_id}",
+            policy,
+            last_event_id=last_event_id,
+            on_reconnect=on_reconnect,
         )
         self.connections = 0
         self._ws: WebSocketConnection | None = None
         self._connecting = True  # until the first try ends
         self._changed = trio.Event()
-        self._failures = 0
         self._error: AuraError | None = None
         self._send, self._receive = trio.open_memory_channel[Event](0)
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The id of the last event delivered."""
+        return self._resume.last_event_id
 
     def __aiter__(self) -> JobSocket:
         return self
@@ -145,43 +141,21 @@ class JobSocket:
                 self._set_state(connecting=False, ws=None)
 
     def _connect_url(self) -> str:
-        if self.last_event_id is None:
+        last_event_id = self._resume.last_event_id
+        if last_event_id is None:
             return self._url
-        return f"{self._url}?{urlencode({'lastEventId': self.last_event_id})}"
+        return f"{self._url}?{urlencode({'lastEventId': last_event_id})}"
 
     async def _reconnect_loop(self) -> None:
-        self._failures = 0
         while True:
             try:
                 await self._one_connection()
                 return
-            except _Drop as drop:
+            except StreamDropped as drop:
                 reason = str(drop)
             except (HandshakeError, OSError, trio.BrokenResourceError) as error:
-                if isinstance(error, ConnectionRejected):
-                    status = error.status_code
-                    if status < 500:
-                        body = (error.body or b"").decode("utf-8", errors="replace")[:200]
-                        raise api_error(status, f"http_{status}", body or "rejected") from error
-                reason = f"{type(error).__name__}: {error}"
-            self._failures += 1
-            failures = self._failures
-            if failures > self._policy.max_attempts:
-                tries = self._policy.max_attempts
-                raise ConnectionLost(
-                    f"WebSocket of job {self.job_id}: connection lost ({reason}); gave up "
-                    f"after {tries} reconnection {'try' if tries == 1 else 'tries'}",
-                    attempts=tries,
-                    last_event_id=self.last_event_id,
-                )
-            delay = self._policy.delay(failures)
-            if self._on_reconnect is not None:
-                self._on_reconnect(
-                    Reconnecting(
-                        failures, self._policy.max_attempts, delay, reason, self.last_event_id
-                    )
-                )
-            await trio.sleep(delay)
+                reason = _refusal(error)
+            await self._resume.backoff(reason)
 
     async def _one_connection(self) -> None:
         self._set_state(connecting=True, ws=None)
@@ -205,43 +179,43 @@ class JobSocket:
                 except ConnectionClosed as closed:
                     self._closed(closed)
                     return
-                event = self._parse(raw)
-                if event is None:
+                event = _parse_message(raw)
+                if not self._resume.accept(event):
                     continue
-                if event.id is not None:
-                    self._failures = 0  # a connection that delivers resets the count
                 await self._send.send(event)
                 if event.is_terminal:
                     return
 
     def _closed(self, closed: ConnectionClosed) -> None:
-        code = closed.reason.code if closed.reason is not None else 1006
+        """Return if the server has nothing more to send; raise what the close code means."""
+        code = closed.reason.code if closed.reason is not None else _ABNORMAL_CLOSURE
         reason = (closed.reason.reason if closed.reason is not None else None) or ""
-        if code == CLOSE_NORMAL:
-            return  # the server has nothing more to send
-        if code == CLOSE_NOT_FOUND:
+        if code == CloseCode.NORMAL:
+            return
+        if code == CloseCode.NOT_FOUND:
             raise NotFound(404, "job_not_found", reason or f"job {self.job_id!r} not found")
-        if code == CLOSE_UNAUTHORIZED:
+        if code == CloseCode.UNAUTHORIZED:
             raise Unauthorized(401, "unauthorized", reason or "missing or bad token")
-        if code == CLOSE_BAD_REQUEST:
+        if code == CloseCode.BAD_REQUEST:
             raise ValidationFailed(400, reason or "bad_request", "the server refused the socket")
-        raise _Drop(f"socket closed with {code} {reason}".strip())
+        if code in (CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG):
+            raise ProtocolError(f"the server closed the socket with {code} {reason}".strip())
+        raise StreamDropped(f"socket closed with {code} {reason}".strip())
 
-    def _parse(self, raw: str | bytes) -> Event | None:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            raise ProtocolError(f"WebSocket message is not JSON: {raw[:200]!r}") from None
-        if not isinstance(message, dict):
-            raise ProtocolError(f"WebSocket message should be an object: {message!r}")
-        event_id = message.get("id")
-        if event_id is not None and not isinstance(event_id, str):
-            raise ProtocolError(f"bad event id {event_id!r}")
-        event = parse_event(event_id, str(message.get("event", "")), message.get("data"))
-        if event.id is not None:
-            key = parse_event_id(event.id)
-            if self._last_key is not None and key <= self._last_key:
-                return None
-            self._last_key = key
-            self.last_event_id = event.id
-        return event
+
+def _refusal(error: HandshakeError | OSError | trio.BrokenResourceError) -> str:
+    """Why a connection could not be opened; raises for a refusal that is final (4xx)."""
+    if isinstance(error, ConnectionRejected) and error.status_code < 500:
+        status = error.status_code
+        body = (error.body or b"").decode("utf-8", errors="replace")[:200]
+        raise api_error(status, f"http_{status}", body or "rejected") from error
+    return f"{type(error).__name__}: {error}"
+
+
+def _parse_message(raw: str | bytes) -> Event:
+    """One server frame as its typed event; :class:`ProtocolError` if it is not one."""
+    try:
+        message = EventMessage.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ProtocolError(f"WebSocket message is not an event: {str(raw)[:200]!r}") from exc
+    return parse_event(message.id, message.event, message.data)

@@ -26,7 +26,7 @@ import trio
 from ._client import DEFAULT_URL, AuraClient
 from ._events import Event
 from ._models import JobPage, JobSnapshot, JobStatus
-from ._reconnect import ReconnectPolicy
+from ._resume import ReconnectPolicy
 
 __all__ = ["SyncClient"]
 

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..protocol._event_type import EventType as EventType
 from ._ids import EventId
 
 JsonObject = dict[str, Any]
 
 _View = TypeVar("_View")
-
-
-class EventType(enum.StrEnum):
-    """The eight event types of the public contract."""
-
-    JOB_STATUS = "job-status"
-    STEP_STATUS = "step-status"
-    STEP_PROGRESS = "step-progress"
-    JOB_COMPLETED = "job-completed"
-    JOB_FAILED = "job-failed"
-    JOB_CANCELLED = "job-cancelled"
-    WARNING = "warning"
-    ERROR = "error"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether this event ends a job's stream."""
-        return self in _TERMINAL_EVENT_TYPES
-
-
-_TERMINAL_EVENT_TYPES = frozenset(
-    {EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED}
-)
 
 
 @dataclass(slots=True, eq=False)

@@ -1,31 +1,16 @@
-"""Event ids: ``<unixMillis>-<counter>``, strictly increasing even if the wall clock steps back."""
+"""Event ids: ``<unixMillis>-<counter>``, strictly increasing even if the wall clock steps back.
+
+:class:`EventId` itself is defined in :mod:`aura_actors.protocol`; this module makes them.
+"""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
-_EVENT_ID_RE = re.compile(r"(0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})")
+from ..protocol._ids import EventId
 
-
-class EventId(NamedTuple):
-    """An event id, ordered as the pair of integers ``(millis, counter)``."""
-
-    millis: int
-    counter: int
-
-    def __str__(self) -> str:
-        return f"{self.millis}-{self.counter}"
-
-    @classmethod
-    def parse(cls, text: str) -> EventId:
-        """Parse ``"<millis>-<counter>"``; raise :class:`ValueError` on anything else."""
-        match = _EVENT_ID_RE.fullmatch(text.strip())
-        if match is None:
-            raise ValueError(f"malformed event id {text!r}: expected '<unixMillis>-<counter>'")
-        return cls(int(match.group(1)), int(match.group(2)))
+__all__ = ["EventId", "EventIdGenerator"]
 
 
 def _wall_clock_millis() -> int:

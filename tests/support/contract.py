@@ -1,46 +1,33 @@
-"""The contract's tables, written once for every test that checks payload shapes."""
+"""The contract's tables, derived from :mod:`aura_actors.protocol` so there is one definition.
+
+Every test that checks payload shapes uses these; the protocol models are
+where a field is added or renamed.
+"""
 
 from __future__ import annotations
 
-#: Keys of a job snapshot.
-SNAPSHOT_KEYS = frozenset(
-    {
-        "id",
-        "pipeline",
-        "params",
-        "status",
-        "stage",
-        "progressPct",
-        "message",
-        "etaSeconds",
-        "createdAt",
-        "startedAt",
-        "finishedAt",
-        "artifacts",
-        "error",
-        "lastEventId",
-    }
-)
+from pydantic import BaseModel
+
+from aura_actors.protocol import EVENT_DATA_MODELS, EventType, JobSnapshot
+
+
+def wire_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The camelCase keys ``model`` has on the wire."""
+    return frozenset(info.alias or name for name, info in model.model_fields.items())
+
+
+#: Snapshot keys of the contract that the server does not write yet; they come with
+#: the runtime's rewrite (retries and the cluster). Empty this set once it writes them.
+PENDING_SNAPSHOT_KEYS = frozenset({"attempt", "retryOf", "node"})
+
+#: Keys of a job snapshot (as the server writes it today).
+SNAPSHOT_KEYS = wire_keys(JobSnapshot) - PENDING_SNAPSHOT_KEYS
 
 #: Keys of each job event's ``data`` besides ``jobId``, which every one carries.
 EVENT_DATA_KEYS: dict[str, frozenset[str]] = {
-    "job-status": frozenset({"status", "previousStatus", "stage", "progressPct"}),
-    "step-status": frozenset({"step", "stepIndex", "totalSteps", "state"}),
-    "step-progress": frozenset(
-        {
-            "step",
-            "progressPct",
-            "stepProgressPct",
-            "message",
-            "etaSeconds",
-            "currentItem",
-            "totalItems",
-        }
-    ),
-    "job-completed": frozenset({"artifacts", "durationSeconds"}),
-    "job-failed": frozenset({"step", "errorMessage", "errors", "logs"}),
-    "job-cancelled": frozenset({"step", "message"}),
-    "warning": frozenset({"step", "message"}),
+    event_type.value: wire_keys(model) - {"jobId"}
+    for event_type, model in EVENT_DATA_MODELS.items()
+    if event_type is not EventType.ERROR
 }
 
 

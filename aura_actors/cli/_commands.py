@@ -1,0 +1,237 @@
+"""The client commands: ``submit``, ``follow``, ``cancel``, ``jobs`` (exit codes: :mod:`._exit`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ..client import (
+    Artifact,
+    AuraClient,
+    AuraError,
+    Conflict,
+    ConnectionFailed,
+    JobSnapshot,
+    ReconnectPolicy,
+    ValidationFailed,
+)
+from ..protocol import dump_wire
+from ._exit import EXIT_CONNECTION_LOST, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ._follow import follow_job
+from ._views import EventView, JsonLinesView, PlainView
+
+__all__ = ["run_cancel", "run_follow", "run_jobs", "run_submit"]
+
+
+def _error(text: str) -> None:
+    sys.stderr.write(f"aura-actors: {text}\n")
+    sys.stderr.flush()
+
+
+def _run(args: argparse.Namespace, body: Callable[[AuraClient], Awaitable[int]]) -> int:
+    """Run ``body`` with a client in ``trio.run`` and map errors onto exit codes."""
+
+    async def main() -> int:
+        policy = ReconnectPolicy(max_attempts=getattr(args, "retries", 5))
+        async with AuraClient(args.url, args.token, reconnect=policy) as client:
+            return await body(client)
+
+    try:
+        return trio.run(main)
+    except ValidationFailed as error:
+        _error(str(error))
+        return EXIT_USAGE
+    except ConnectionFailed as error:
+        _error(str(error))
+        return EXIT_CONNECTION_LOST
+    except AuraError as error:
+        _error(str(error))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _human(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stdout.isatty()
+
+
+def _print_json(job: JobSnapshot) -> None:
+    print(json.dumps(dump_wire(job), ensure_ascii=False), flush=True)
+
+
+def _artifact_url(args: argparse.Namespace, job_id: str) -> Callable[[Artifact], str]:
+    base = args.url.rstrip("/")
+    return lambda artifact: f"{base}/api/jobs/{job_id}/artifacts/{artifact.name}"
+
+
+def _view(args: argparse.Namespace, job_id: str) -> EventView:
+    if args.json:
+        return JsonLinesView()
+    if args.plain or not sys.stdout.isatty():
+        return PlainView(artifact_url=_artifact_url(args, job_id))
+    from rich.console import Console
+
+    from ._live import LiveView
+
+    return LiveView(Console(), artifact_url=_artifact_url(args, job_id))
+
+
+def _ask_to_cancel(job_id: str) -> bool:
+    sys.stderr.write(f"\nCancel job {job_id}? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def _asker(args: argparse.Namespace) -> Callable[[str], bool] | None:
+    if args.cancel_on_interrupt or sys.stdin is None or not sys.stdin.isatty():
+        return None
+    return _ask_to_cancel
+
+
+# -- submit and follow --------------------------------------------------------------------
+
+
+def _submit_params(args: argparse.Namespace) -> dict[str, Any]:
+    parser: argparse.ArgumentParser = args.parser
+    params: dict[str, Any] = dict(args.params or {})
+    video_options = {"topic": args.topic, "durationSeconds": args.duration, "speed": args.speed}
+    given = {key: value for key, value in video_options.items() if value is not None}
+    if given and args.pipeline != "video":
+        flags = ", ".join(f"--{'duration' if k == 'durationSeconds' else k}" for k in given)
+        parser.error(f"{flags}: only for the video pipeline (use --param for others)")
+    params.update(given)
+    params.update(dict(args.param))
+    if args.pipeline == "video" and "topic" not in params:
+        parser.error('the video pipeline needs --topic "..."')
+    return params
+
+
+def _show_submitted(args: argparse.Namespace, job: JobSnapshot) -> None:
+    if args.json:
+        _print_json(job)
+    elif _human(args):
+        from rich.console import Console
+
+        console = Console()
+        console.print(f"Submitted job [bold cyan]{job.id}[/] ({job.pipeline}, {job.status})")
+        console.print(f"Follow it: [bold]aura-actors follow {job.id}[/]")
+    else:
+        print(job.id, flush=True)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    """``aura-actors submit PIPELINE ... [--follow]``."""
+    params = _submit_params(args)
+
+    async def body(client: AuraClient) -> int:
+        job = await client.create_job(args.pipeline, params)
+        if not args.follow:
+            _show_submitted(args, job)
+            return EXIT_OK
+        if not args.json and not _human(args):
+            print(f"submitted job {job.id}", flush=True)
+        return await follow_job(
+            client,
+            job.id,
+            _view(args, job.id),
+            snapshot=job,
+            cancel_on_interrupt=args.cancel_on_interrupt,
+            ask=_asker(args),
+        )
+
+    return _run(args, body)
+
+
+def run_follow(args: argparse.Namespace) -> int:
+    """``aura-actors follow ID``."""
+
+    async def body(client: AuraClient) -> int:
+        return await follow_job(
+            client,
+            args.job_id,
+            _view(args, args.job_id),
+            last_event_id=args.last_event_id,
+            cancel_on_interrupt=args.cancel_on_interrupt,
+            ask=_asker(args),
+        )
+
+    return _run(args, body)
+
+
+# -- cancel and jobs ----------------------------------------------------------------------
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """``aura-actors cancel ID``."""
+
+    async def body(client: AuraClient) -> int:
+        try:
+            job = await client.cancel_job(args.job_id)
+        except Conflict:
+            job = await client.get_job(args.job_id)
+            _error(f"job {job.id} already ended: {job.status.value}")
+            return EXIT_FAILED
+        if args.json:
+            _print_json(job)
+        else:
+            print(f"cancel requested for job {job.id} (was {job.status.value})", flush=True)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    """``aura-actors jobs [--status S] [--limit N] [--all]``."""
+
+    async def body(client: AuraClient) -> int:
+        jobs: list[JobSnapshot] = []
+        if args.all:
+            async for job in client.iter_jobs(status=args.status, page_size=args.limit):
+                jobs.append(job)
+        else:
+            jobs = list((await client.list_jobs(status=args.status, limit=args.limit)).jobs)
+        if args.json:
+            for job in jobs:
+                _print_json(job)
+        elif _human(args):
+            _jobs_table(jobs)
+        else:
+            for job in jobs:
+                print(
+                    f"{job.id}\t{job.status.value}\t{job.pipeline}\t"
+                    f"{job.progress_pct:.1f}%\t{job.stage or '-'}\t{job.created_at.isoformat()}"
+                )
+        sys.stdout.flush()
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _jobs_table(jobs: list[JobSnapshot]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not jobs:
+        console.print("no jobs")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("ID", "STATUS", "PIPELINE", "PROGRESS", "STAGE", "CREATED"):
+        table.add_column(column, justify="right" if column == "PROGRESS" else "left")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.status.value,
+            job.pipeline,
+            f"{job.progress_pct:.1f}%",
+            job.stage or "-",
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
