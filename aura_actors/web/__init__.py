@@ -8,22 +8,8 @@ from ._server import hypercorn_config, serve
 from ._settings import ServerSettings, Setting, about
 from ._settings_cli import SettingsError, add_arguments, settings_from_args
 from ._sse import SSE_HEADERS, encode_event
-from ._ws_routes import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_GOING_AWAY,
-    CLOSE_NORMAL,
-    CLOSE_NOT_FOUND,
-    CLOSE_TRY_AGAIN_LATER,
-    CLOSE_UNAUTHORIZED,
-)
 
 __all__ = [
-    "CLOSE_BAD_REQUEST",
-    "CLOSE_GOING_AWAY",
-    "CLOSE_NORMAL",
-    "CLOSE_NOT_FOUND",
-    "CLOSE_TRY_AGAIN_LATER",
-    "CLOSE_UNAUTHORIZED",
     "MAX_BODY_BYTES",
     "SSE_HEADERS",
     "Authenticator",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from quart import Quart, Response, request
 from quart_schema import document_querystring, document_response
 
+from ..protocol import ErrorBody, StreamQuery
 from ..runtime import EventId, Runtime
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
-from ._schemas import ErrorResponse, StreamQuery
 from ._sse import Subscribe, event_stream_response
 
 
@@ -53,8 +53,8 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
 
     @app.get("/api/jobs/<job_id>/events")
     @document_querystring(StreamQuery)
-    @document_response(ErrorResponse, 400)
-    @document_response(ErrorResponse, 404)
+    @document_response(ErrorBody, 400)
+    @document_response(ErrorBody, 404)
     async def job_events(job_id: str) -> Response:
         """One job's events as SSE: history (or what follows the last id), then live.
 
@@ -72,8 +72,8 @@ def register_sse_routes(app: Quart, context: ServerContext) -> None:
 
     @app.get("/api/events")
     @document_querystring(StreamQuery)
-    @document_response(ErrorResponse, 400)
-    @document_response(ErrorResponse, 503)
+    @document_response(ErrorBody, 400)
+    @document_response(ErrorBody, 503)
     async def all_events() -> Response:
         """Every job of the caller as one SSE stream; never ends on its own."""
         subscribe = plan_all_stream(runtime, user=context.current_user(), after=last_event_id())
