@@ -123,7 +123,7 @@ async def start_cli(*args: str) -> LiveProcess:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=8), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=8), data_dir=tmp_path) as server:
         yield server
 
 
@@ -366,7 +366,7 @@ async def test_sigint_without_a_terminal_stops_following_and_the_job_goes_on(
 
 async def test_url_and_token_come_from_the_environment(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"secret": "alice"})
-    settings = ServerSettings(auth_tokens=tokens)
+    settings = ServerSettings.of(auth_tokens=tokens)
     async with run_server(settings, data_dir=tmp_path / "data") as server:
         with_token = cli_env(AURA_URL=server.url, AURA_TOKEN="secret")
         without = cli_env(AURA_URL=server.url)

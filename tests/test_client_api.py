@@ -41,7 +41,7 @@ WAITING: dict[str, Any] = {"stages": 1, "ticks": 1, "tickSeconds": 600}
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=8), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=8), data_dir=tmp_path) as server:
         yield server
 
 
@@ -129,7 +129,7 @@ async def test_errors_are_typed(client: AuraClient) -> None:
 
 
 async def test_queue_full_is_its_own_error(tmp_path: Path) -> None:
-    settings = ServerSettings(max_concurrent_jobs=1, max_queued_jobs=0)
+    settings = ServerSettings.of(max_concurrent_jobs=1, max_queued_jobs=0)
     async with run_server(settings, data_dir=tmp_path) as server, AuraClient(server.url) as client:
         with trio.fail_after(10):
             running = await client.create_job("synthetic", WAITING)
@@ -149,7 +149,7 @@ async def test_an_unreachable_server_is_a_connection_failure(tmp_path: Path) -> 
 
 async def test_auth_token_is_sent_and_a_missing_one_stops_every_stream(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"secret-a": "alice"})
-    settings = ServerSettings(auth_tokens=tokens)
+    settings = ServerSettings.of(auth_tokens=tokens)
     async with run_server(settings, data_dir=tmp_path / "data") as server:
         async with AuraClient(server.url, token="secret-a") as alice:
             job = await alice.create_job("synthetic", QUICK)

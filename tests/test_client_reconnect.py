@@ -170,7 +170,7 @@ async def test_sse_resumes_through_cut_connections_with_no_gap_or_duplicate(
     tmp_path: Path,
 ) -> None:
     # retry: 20 ms from the server is the base of the client's backoff.
-    settings = ServerSettings(sse_retry_ms=20)
+    settings = ServerSettings.of(sse_retry_ms=20)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         proxy_to(port_of(server.url)) as proxy,

@@ -378,7 +378,7 @@ async def test_three_jobs_move_independently_over_one_event_source(tmp_path: Pat
 
 
 async def test_warnings_failures_and_screenshot(tmp_path: Path) -> None:
-    async with run_server(ServerSettings(max_concurrent_jobs=3), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=3), data_dir=tmp_path) as server:
 
         def scenario(page: Page) -> None:
             page.goto(server.url)
@@ -619,7 +619,7 @@ async def test_page_recovers_when_the_server_restarts(tmp_path: Path) -> None:
 
 async def test_auth_asks_for_a_token_and_works_with_it(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"s3cret-alice": "alice", "s3cret-bob": "bob"})
-    settings = ServerSettings(auth_tokens=tokens)
+    settings = ServerSettings.of(auth_tokens=tokens)
     async with run_server(settings, data_dir=tmp_path / "data") as server:
 
         def scenario(page: Page) -> None:

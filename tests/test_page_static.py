@@ -75,7 +75,7 @@ async def test_page_and_assets_are_served_with_their_types(tmp_path: Path) -> No
 async def test_page_is_public_even_when_the_api_needs_a_token(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"t0ken": "alice"})
     async with (
-        run_server(ServerSettings(auth_tokens=tokens), data_dir=tmp_path / "data") as server,
+        run_server(ServerSettings.of(auth_tokens=tokens), data_dir=tmp_path / "data") as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         assert (await client.get("/")).status_code == 200

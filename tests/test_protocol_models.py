@@ -166,7 +166,7 @@ def test_malformed_event_data_and_ids_are_refused() -> None:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=4), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=4), data_dir=tmp_path) as server:
         yield server
 
 

@@ -4,9 +4,8 @@ The schemas the web layer exposes (request, snapshot, listing, error body,
 health) are compared with the models' own JSON schemas, with every ``$ref``
 resolved and the prose (titles, descriptions, examples) left out.
 
-Today's web layer documents its routes with its own copies of the models, so
-the comparisons are expected to fail until it generates the document from
-:mod:`aura_actors.protocol` (H3's part of issue 8); the ``xfail`` marks go then.
+The web layer documents its routes with the protocol models themselves, so
+these hold by construction; they fail if a route is documented otherwise.
 """
 
 from __future__ import annotations
@@ -88,10 +87,6 @@ async def document(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         yield response.json()
 
 
-@pytest.mark.xfail(
-    reason="passes once web/ documents its routes with aura_actors.protocol models (H3)",
-    strict=False,
-)
 @pytest.mark.parametrize(("path", "method", "status", "model", "mode"), EXPOSED)
 async def test_the_document_exposes_the_protocol_models(
     document: dict[str, Any],

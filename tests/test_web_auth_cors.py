@@ -25,7 +25,7 @@ VIDEO = {"pipeline": "video", "params": {"topic": "tides", "durationSeconds": 5,
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
     tokens = write_tokens(tmp_path / "tokens.json", TOKENS)
-    settings = ServerSettings(auth_tokens=tokens, max_concurrent_jobs=8)
+    settings = ServerSettings.of(auth_tokens=tokens, max_concurrent_jobs=8)
     async with run_server(settings, data_dir=tmp_path / "data") as server:
         yield server
 
@@ -177,7 +177,7 @@ ALLOWED = ("http://localhost:5173", "https://app.example.test:8443")
 @pytest.fixture
 async def cors_server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
     tokens = write_tokens(tmp_path / "tokens.json", TOKENS)
-    settings = ServerSettings(cors_origins=ALLOWED, auth_tokens=tokens)
+    settings = ServerSettings.of(cors_origins=ALLOWED, auth_tokens=tokens)
     async with run_server(settings, data_dir=tmp_path / "data") as server:
         yield server
 

@@ -11,9 +11,7 @@ import trio.testing
 
 from aura_actors.protocol import SseEncoder
 from aura_actors.runtime import Event, EventId, EventType, Subscription, stream_error
-from aura_actors.web._server import _send_all, _write_now
-from aura_actors.web._sse_asgi import _send_events
-from aura_actors.web._sse_routes import KEEPALIVE_FRAME, encode_batch, encode_event
+from aura_actors.web._sse import KEEPALIVE_FRAME, encode_batch, encode_event, send_events
 from aura_actors.web._ws_routes import event_message
 
 
@@ -83,7 +81,7 @@ def subscription_of(events: list[Event]) -> Subscription:
     return Subscription(replay=events, max_buffer=100)
 
 
-async def test_send_events_sends_batches_keepalives_when_quiet_and_stops_at_the_end(
+async def testsend_events_sends_batches_keepalives_when_quiet_and_stops_at_the_end(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     subscription = subscription_of([progress(1), progress(2)])
@@ -95,7 +93,7 @@ async def test_send_events_sends_batches_keepalives_when_quiet_and_stops_at_the_
         await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_send_events, subscription, send, 10.0)
+        nursery.start_soon(send_events, subscription, send, 10.0)
         await trio.sleep(25)  # quiet: keep-alives at 10 and 20
         subscription.offer(progress(3))
         await trio.sleep(5)
@@ -117,33 +115,10 @@ async def test_a_keepalive_never_interrupts_a_write(autojump_clock: trio.testing
         sent.append(message["body"])
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_send_events, subscription, slow_send, 10.0)
+        nursery.start_soon(send_events, subscription, slow_send, 10.0)
         await trio.sleep(1)
         subscription.offer(progress(2))
         await trio.sleep(100)
         subscription.end()
     events = b"".join(body for body in sent if body != KEEPALIVE_FRAME)
     assert events == encode_event(progress(1)) + encode_event(progress(2))
-
-
-async def test_writes_arrive_whole_and_in_order_even_when_the_buffer_is_full() -> None:
-    left, right = trio.socket.socketpair()
-    payloads = [bytes([index]) * size for index, size in enumerate((10, 3_000_000, 7, 500_000))]
-    received = bytearray()
-
-    async def read_all() -> None:
-        while len(received) < sum(map(len, payloads)):
-            await trio.sleep(0.001)  # a slow reader: the writer's buffer fills up
-            received.extend(await right.recv(65536))
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_all)
-        for payload in payloads:
-            sent = _write_now(left, payload)
-            if sent < len(payload):
-                await _send_all(left, memoryview(payload)[sent:])
-    assert bytes(received) == b"".join(payloads)
-    left.close()
-    with pytest.raises(trio.ClosedResourceError):
-        _write_now(left, b"x")
-    right.close()

@@ -45,7 +45,7 @@ def check_job(events: list[Ev], job_id: str) -> None:
 async def test_fifty_jobs_each_with_a_subscriber_plus_the_multiplexed_stream(
     tmp_path: Path,
 ) -> None:
-    settings = ServerSettings(max_concurrent_jobs=JOBS)
+    settings = ServerSettings.of(max_concurrent_jobs=JOBS)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(
@@ -117,7 +117,7 @@ async def test_a_client_that_stops_reading_overflows_alone(tmp_path: Path) -> No
     """Many non-progress events toward a client that reads nothing: the job and a normal
     reader carry on, the server answers at once, and the stuck client's subscription is
     ended with ``subscriber_overflow`` after at most its bounded buffer."""
-    settings = ServerSettings(subscriber_buffer=16, max_concurrent_jobs=8)
+    settings = ServerSettings.of(subscriber_buffer=16, max_concurrent_jobs=8)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,
@@ -169,7 +169,7 @@ async def test_a_slow_reader_skips_only_intermediate_progress(tmp_path: Path) ->
     """A stuck reader of one job full of progress never overflows (progress is superseded
     in its buffer), never holds the job back, and when it reads again it gets every other
     event and the latest progress before each."""
-    settings = ServerSettings(subscriber_buffer=16)
+    settings = ServerSettings.of(subscriber_buffer=16)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,

@@ -54,7 +54,7 @@ async def assert_healthy(client: httpx.AsyncClient) -> None:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=4), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=4), data_dir=tmp_path) as server:
         yield server
 
 
@@ -135,7 +135,7 @@ async def test_get_of_an_unknown_job_is_404(client: httpx.AsyncClient) -> None:
 async def test_list_is_newest_first_filters_by_status_and_pages_with_a_cursor(
     tmp_path: Path,
 ) -> None:
-    settings = ServerSettings(max_concurrent_jobs=1)
+    settings = ServerSettings.of(max_concurrent_jobs=1)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
@@ -233,7 +233,7 @@ async def test_cancel_answers_202_while_queued_or_running_and_409_once_terminal(
     tmp_path: Path,
 ) -> None:
     async with (
-        run_server(ServerSettings(max_concurrent_jobs=1), data_dir=tmp_path) as server,
+        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         with trio.fail_after(10):
@@ -392,7 +392,7 @@ async def test_unknown_routes_are_404_and_wrong_methods_405(client: httpx.AsyncC
 
 
 async def test_queue_full_is_429(tmp_path: Path) -> None:
-    settings = ServerSettings(max_concurrent_jobs=1, max_queued_jobs=1)
+    settings = ServerSettings.of(max_concurrent_jobs=1, max_queued_jobs=1)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,

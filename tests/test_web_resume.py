@@ -73,7 +73,7 @@ CUTS: dict[str, Callable[[], list[Cut]]] = {
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=1), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server:
         yield server
 
 

@@ -73,7 +73,7 @@ def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(keepalive=0.2), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(keepalive=0.2), data_dir=tmp_path) as server:
         yield server
 
 
@@ -120,7 +120,7 @@ async def test_headers_retry_line_and_exact_framing_on_the_wire(
 
 
 async def test_retry_is_configurable(tmp_path: Path) -> None:
-    async with run_server(ServerSettings(sse_retry_ms=2500), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(sse_retry_ms=2500), data_dir=tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             job_id = await create(client)
         with trio.fail_after(10):
@@ -427,7 +427,7 @@ async def test_all_events_resumes_after_last_event_id(client: httpx.AsyncClient)
 
 async def test_stream_of_a_queued_job_starts_with_queued(tmp_path: Path) -> None:
     async with (
-        run_server(ServerSettings(max_concurrent_jobs=1), data_dir=tmp_path) as server,
+        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         blocker = await create(client, WAITING)
@@ -443,7 +443,7 @@ async def test_stream_of_a_queued_job_starts_with_queued(tmp_path: Path) -> None
 
 async def test_cancel_of_a_queued_job_streams_job_cancelled_with_null_step(tmp_path: Path) -> None:
     async with (
-        run_server(ServerSettings(max_concurrent_jobs=1), data_dir=tmp_path) as server,
+        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         await create(client, WAITING)
@@ -463,7 +463,7 @@ async def test_cancel_of_a_queued_job_streams_job_cancelled_with_null_step(tmp_p
 
 async def test_after_the_history_ttl_a_finished_job_streams_204(tmp_path: Path) -> None:
     async with (
-        run_server(ServerSettings(history_ttl=0.05), data_dir=tmp_path) as server,
+        run_server(ServerSettings.of(history_ttl=0.05), data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         assert server.runtime is not None
@@ -480,3 +480,25 @@ async def test_after_the_history_ttl_a_finished_job_streams_204(tmp_path: Path) 
                 assert response.status_code == 204
             snapshot = await client.get(f"/api/jobs/{job_id}")
             assert snapshot.json()["status"] == "Done"
+
+
+async def test_head_answers_the_stream_headers_and_holds_nothing_open(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    assert server.runtime is not None
+    job_id = await create(client, WAITING)
+    raw = await RawHttp.connect(server.url)
+    with trio.fail_after(5):
+        for path in (f"/api/jobs/{job_id}/events", "/api/events", f"/api/jobs/{job_id}/events"):
+            # One connection: each answer ends, so the next request on it is served.
+            await raw.send_request("HEAD", path)
+            await raw.read_head()
+            assert raw.status == 200
+            assert dict(raw.headers)["content-type"] == "text/event-stream"
+            assert await raw.read_body() == b""
+            raw.conn.start_next_cycle()
+            assert server.runtime.broadcaster.subscriber_count == 0
+        await raw.send_request("HEAD", "/api/jobs/no-such-job/events")
+        await raw.read_head()
+        assert raw.status == 404
+    await raw.aclose()

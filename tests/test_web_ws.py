@@ -65,7 +65,7 @@ async def read_to_close(ws: WebSocketConnection) -> tuple[list[Ev], int]:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=2), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=2), data_dir=tmp_path) as server:
         yield server
 
 
@@ -101,7 +101,7 @@ async def test_sse_and_websocket_subscribers_of_one_job_see_the_same_events(
     for every id both saw, and after compacting progress runs for the sequences (the
     contract lets a reader skip intermediate progress; with these rates neither does)."""
     async with (
-        run_server(ServerSettings(max_concurrent_jobs=1), data_dir=tmp_path) as server,
+        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         blocker = await create(client, WAITING)
@@ -252,7 +252,7 @@ def watch_pings() -> Iterator[list[float]]:
 
 
 async def test_idle_connections_get_pings(tmp_path: Path) -> None:
-    settings = ServerSettings(websocket_ping_interval=0.2)
+    settings = ServerSettings.of(websocket_ping_interval=0.2)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url) as client,
@@ -278,7 +278,7 @@ async def test_idle_connections_get_pings(tmp_path: Path) -> None:
 
 async def test_auth_close_codes(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"tok-alice": "alice", "tok-bob": "bob"})
-    settings = ServerSettings(auth_tokens=tokens)
+    settings = ServerSettings.of(auth_tokens=tokens)
     async with run_server(settings, data_dir=tmp_path / "data") as server:
         async with httpx.AsyncClient(
             base_url=server.url, headers={"Authorization": "Bearer tok-alice"}

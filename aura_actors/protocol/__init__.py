@@ -25,6 +25,7 @@ from ._models import (
     FieldProblem,
     Health,
     HealthJobs,
+    HealthStorage,
     JobError,
     JobList,
     JobLogs,
@@ -47,6 +48,7 @@ from ._payloads import (
     WarningData,
     parse_event_data,
 )
+from ._queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, JobListQuery, StreamQuery
 from ._sse import SseComment, SseDecoder, SseEncoder, SseMessage, SseProtocolError
 from ._status import (
     ALLOWED_TRANSITIONS,
@@ -58,8 +60,10 @@ from ._status import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "DEFAULT_PAGE_SIZE",
     "EVENT_DATA_MODELS",
     "EVENT_ID_PATTERN",
+    "MAX_PAGE_SIZE",
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",
     "AnyEventData",
@@ -80,12 +84,14 @@ __all__ = [
     "FieldProblem",
     "Health",
     "HealthJobs",
+    "HealthStorage",
     "InvalidTransition",
     "JobCancelledData",
     "JobCompletedData",
     "JobError",
     "JobFailedData",
     "JobList",
+    "JobListQuery",
     "JobLogs",
     "JobSnapshot",
     "JobStatus",
@@ -98,6 +104,7 @@ __all__ = [
     "SseProtocolError",
     "StepProgressData",
     "StepStatusData",
+    "StreamQuery",
     "UtcDateTime",
     "WarningData",
     "WireModel",

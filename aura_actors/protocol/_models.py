@@ -155,6 +155,13 @@ class HealthJobs(WireModel):
     total: int
 
 
+class HealthStorage(WireModel):
+    """Whether the server's storage works; ``problem`` says why not."""
+
+    ok: bool
+    problem: str | None = None
+
+
 class Health(WireModel):
     """``GET /api/health`` answer: ``status`` is ``ok``, ``degraded`` or ``shutting_down``.
 
@@ -165,5 +172,6 @@ class Health(WireModel):
 
     status: str
     version: str | None = None
+    storage: HealthStorage | None = None
     jobs: HealthJobs | None = None
     subscribers: int | None = None

@@ -4,74 +4,90 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from ._setting import about, check_ranges
 
 #: How hard a commit pushes data to the disk (see :attr:`RuntimeConfig.fsync`).
 FsyncMode = Literal["normal", "always"]
-
-
-def _setting(default: Any, help: str, **limits: float) -> Any:
-    """A dataclass field carrying its help text and range: the CLI builds flags from them."""
-    metadata: dict[str, object] = {"help": help, **limits}
-    if isinstance(default, Path):
-        return field(default_factory=lambda: default, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeConfig:
     """Every setting of a runtime, each with the default the server uses.
 
-    Each field's metadata holds its ``help`` text and, for numbers, its
-    ``min``/``max``: the command line's flags, their ``AURA_*`` variables and
-    their range checks are generated from them.
+    A field whose metadata holds a :class:`~._setting.Setting` (``about(...)``)
+    is a flag of ``aura-actors serve`` and an ``AURA_*`` variable, with that
+    help and range. Raises :class:`ValueError` on a value out of its range.
     """
 
-    max_concurrent_jobs: int = _setting(16, "jobs running at once; the rest wait as Queued", min=1)
-    max_queued_jobs: int = _setting(
-        1000, "jobs waiting beyond which POST /api/jobs answers 429", min=0
+    max_concurrent_jobs: int = field(
+        default=16, metadata=about("jobs running at once; the rest wait as Queued", ge=1)
     )
-    history_ttl: float = _setting(3600.0, "seconds a finished job's events stay replayable", min=0)
-    max_history_events: int = _setting(
-        10_000, "events kept per job (progress runs compacted) before the oldest go", min=2
+    max_queued_jobs: int = field(
+        default=1000,
+        metadata=about("jobs waiting beyond which POST /api/jobs answers 429", ge=0),
     )
-    subscriber_buffer: int = _setting(
-        1024, "events a subscriber may have waiting before it is closed as overflowed", min=1
+    history_ttl: float = field(
+        default=3600.0,
+        metadata=about("seconds a finished job's events stay replayable", ge=0, metavar="SECONDS"),
     )
-    data_dir: Path = _setting(
-        Path("aura-data"), "where the job store (jobs.sqlite3) and the artifacts live"
+    max_history_events: int = field(
+        default=10_000,
+        metadata=about("events kept per job (progress runs compacted) for replay", ge=2),
     )
-    persist_jobs: bool = _setting(
-        False, "keep jobs and their events in SQLite in the data dir (the server always does)"
+    subscriber_buffer: int = field(
+        default=1024,
+        metadata=about("events a subscriber may have waiting before it is dropped", ge=1),
     )
-    fsync: FsyncMode = _setting(
-        "normal",
-        "'normal': a commit survives the process being killed; "
-        "'always': it also survives power loss (slower)",
+    data_dir: Path = field(
+        default_factory=lambda: Path("aura-data"),
+        metadata=about(
+            "where the job store (jobs.sqlite3) and the job files (artifacts/) live",
+            metavar="DIR",
+        ),
     )
-    max_attempts: int = _setting(
-        1,
-        "how often a job may run: one interrupted by a restart runs again while attempts remain",
-        min=1,
+    #: Keep jobs and their events in SQLite in the data dir (the server always does;
+    #: in-memory runtimes for tests, benchmarks and embedding leave it off).
+    persist_jobs: bool = False
+    fsync: FsyncMode = field(
+        default="normal",
+        metadata=about(
+            "'normal': a stored job survives the process being killed; "
+            "'always': it also survives a power cut (an fsync per commit)",
+            metavar="normal|always",
+        ),
     )
-    retention_days: float | None = _setting(
-        None, "delete finished jobs (record, history, files) older than this many days", min=0
+    max_attempts: int = field(
+        default=1,
+        metadata=about(
+            "how often a job may run: one interrupted by a restart runs again while "
+            "attempts remain",
+            ge=1,
+        ),
     )
-    retention_jobs: int | None = _setting(
-        None, "keep at most this many finished jobs; older ones are deleted", min=0
+    retention_days: float | None = field(
+        default=None,
+        metadata=about("delete finished jobs (record, history, files) older than this", ge=0),
     )
-    max_jobs_per_user: int | None = _setting(
-        None, "jobs one user may have Queued or Running at once (beyond: 429)", min=1
+    retention_jobs: int | None = field(
+        default=None,
+        metadata=about("keep at most this many finished jobs; older ones are deleted", ge=0),
     )
-    max_job_seconds: float | None = _setting(
-        None, "a job running longer than this ends Failed with code timeout", min=0
+    keep_failed_files: bool = field(
+        default=False,
+        metadata=about("keep the files of failed and canceled jobs (removed by default)"),
     )
-    keep_failed_files: bool = _setting(
-        False, "keep the files of failed and canceled jobs (removed by default)"
+    max_jobs_per_user: int | None = field(
+        default=None,
+        metadata=about("jobs one user may have Queued or Running at once (beyond: 429)", ge=1),
     )
-    node_name: str | None = _setting(
-        None, "the name this process gives itself in job snapshots (node)"
+    max_job_seconds: float | None = field(
+        default=None,
+        metadata=about("a job running longer than this ends Failed with code timeout", gt=0),
     )
+    #: The name this process gives itself in job snapshots (``node``).
+    node_name: str | None = None
 
     @property
     def store_path(self) -> Path:
@@ -84,21 +100,6 @@ class RuntimeConfig:
         return self.data_dir / "artifacts"
 
     def __post_init__(self) -> None:
-        if self.max_concurrent_jobs < 1:
-            raise ValueError("max_concurrent_jobs must be at least 1")
-        if self.max_queued_jobs < 0:
-            raise ValueError("max_queued_jobs must not be negative")
-        if self.history_ttl < 0:
-            raise ValueError("history_ttl must not be negative")
-        if self.max_history_events < 2:
-            raise ValueError("max_history_events must be at least 2")
-        if self.subscriber_buffer < 1:
-            raise ValueError("subscriber_buffer must be at least 1")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        check_ranges(self)
         if self.fsync not in ("normal", "always"):
             raise ValueError("fsync must be 'normal' or 'always'")
-        if self.retention_days is not None and self.retention_days < 0:
-            raise ValueError("retention_days must not be negative")
-        if self.retention_jobs is not None and self.retention_jobs < 0:
-            raise ValueError("retention_jobs must not be negative")

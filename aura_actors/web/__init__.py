@@ -2,36 +2,30 @@
 
 from ._app import MAX_BODY_BYTES, create_app
 from ._auth import Authenticator, TokenFileError, load_tokens
+from ._hypercorn import UntestedHypercorn
 from ._logging import JsonLineFormatter, configure_logging
 from ._server import hypercorn_config, serve
-from ._settings import ServerSettings
-from ._sse_routes import SSE_HEADERS, encode_event
-from ._ws_routes import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_GOING_AWAY,
-    CLOSE_NORMAL,
-    CLOSE_NOT_FOUND,
-    CLOSE_TRY_AGAIN_LATER,
-    CLOSE_UNAUTHORIZED,
-)
+from ._settings import ServerSettings, Setting, about
+from ._settings_cli import SettingsError, add_arguments, settings_from_args
+from ._sse import SSE_HEADERS, encode_event
 
 __all__ = [
-    "CLOSE_BAD_REQUEST",
-    "CLOSE_GOING_AWAY",
-    "CLOSE_NORMAL",
-    "CLOSE_NOT_FOUND",
-    "CLOSE_TRY_AGAIN_LATER",
-    "CLOSE_UNAUTHORIZED",
     "MAX_BODY_BYTES",
     "SSE_HEADERS",
     "Authenticator",
     "JsonLineFormatter",
     "ServerSettings",
+    "Setting",
+    "SettingsError",
     "TokenFileError",
+    "UntestedHypercorn",
+    "about",
+    "add_arguments",
     "configure_logging",
     "create_app",
     "encode_event",
     "hypercorn_config",
     "load_tokens",
     "serve",
+    "settings_from_args",
 ]

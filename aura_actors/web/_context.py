@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quart import request
+from quart.wrappers import Request, Websocket
 
 from ..runtime import EventId, Runtime
 from ._auth import Authenticator
 from ._errors import ApiError
+from ._metrics import ServerMetrics
 from ._settings import ServerSettings
 
 
@@ -19,11 +21,17 @@ class ServerContext:
     runtime: Runtime
     settings: ServerSettings
     authenticator: Authenticator
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
     def current_user(self) -> str | None:
         """The user the current request acts for (``None`` with auth off); raises 401."""
+        return self.user_of(request)
+
+    def user_of(self, connection: Request | Websocket) -> str | None:
+        """The user a request or WebSocket acts for: its ``Authorization: Bearer`` token, or
+        its ``access_token`` query value (for EventSource and WebSocket); raises 401."""
         return self.authenticator.user_for(
-            request.headers.get("Authorization"), request.args.get("access_token")
+            connection.headers.get("Authorization"), connection.args.get("access_token")
         )
 
 

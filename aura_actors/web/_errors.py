@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from quart import Quart, Response, jsonify
+from pydantic import BaseModel, ValidationError
+from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
+from ..protocol import ErrorBody, ErrorInfo, FieldProblem, dump_json_bytes
 from ..runtime import (
     InvalidCursor,
     InvalidJobRequest,
@@ -64,15 +66,41 @@ _HTTP_CODES = {
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> Response:
-    """The contract's error body with ``status``."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    response = jsonify({"error": body})
-    response.status_code = status
+    """The contract's error body (:class:`~aura_actors.protocol.ErrorBody`) with ``status``."""
+    problems = [FieldProblem.model_validate(item) for item in details] if details else None
+    body = ErrorBody(error=ErrorInfo(code=code, message=message, details=problems))
+    response = Response(dump_json_bytes(body), status=status, content_type="application/json")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="aura-actors"'
     return response
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_model(model: type[Model], data: object, what: str) -> Model:
+    """``data`` validated into ``model``, or a 422 :class:`ApiError` naming each problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]) or what, "message": _said(item)}
+            for item in error.errors(include_url=False)
+        ]
+        summary = "; ".join(
+            problem["message"]
+            if problem["field"] == what
+            else f"{problem['field']}: {problem['message']}"
+            for problem in problems
+        )
+        raise ApiError(422, "validation_error", f"invalid {what}: {summary}", problems) from None
+
+
+def _said(item: Any) -> str:
+    """Pydantic's message, in the wire's terms where it names Python's."""
+    if item["type"] in {"model_type", "dict_type"}:
+        return "must be a JSON object"
+    return str(item["msg"])
 
 
 def refusal_to_api_error(refusal: RuntimeRefusal) -> ApiError:

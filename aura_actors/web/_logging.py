@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 _STANDARD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
@@ -43,3 +45,26 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+
+
+request_logger = logging.getLogger("aura_actors.requests")
+
+
+def log_request(
+    method: str,
+    path: str,
+    status: int,
+    started: float | None,
+    message: str = "request",
+    **extra: Any,
+) -> None:
+    """The one log line of a request (of a WebSocket: when it ends).
+
+    ``path`` is the path only, never the query, which may hold an access
+    token. ``started`` is the :func:`time.perf_counter` at which the request
+    came in (``ms`` is left out without it).
+    """
+    fields: dict[str, Any] = {"method": method, "path": path, "status": status, **extra}
+    if started is not None:
+        fields["ms"] = round((time.perf_counter() - started) * 1000, 2)
+    request_logger.info(message, extra=fields)

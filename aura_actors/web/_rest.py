@@ -13,20 +13,20 @@ from quart_schema import (
 )
 
 from .. import __version__
-from ..runtime import JobStatus
-from ._context import ServerContext
-from ._errors import ApiError
-from ._schemas import (
+from ..protocol import (
     CreateJobRequest,
-    ErrorResponse,
-    HealthResponse,
+    ErrorBody,
+    Health,
+    HealthJobs,
+    HealthStorage,
     JobList,
+    JobListQuery,
+    JobLogs,
     JobSnapshot,
-    ListJobsQuery,
+    dump_json_bytes,
 )
-
-MAX_LIST_LIMIT = 200
-DEFAULT_LIST_LIMIT = 50
+from ._context import ServerContext
+from ._errors import ApiError, parse_model
 
 
 def _json_response(body: Any, status: int = 200) -> Response:
@@ -35,108 +35,64 @@ def _json_response(body: Any, status: int = 200) -> Response:
     return response
 
 
-async def _read_json_object() -> dict[str, Any]:
+async def _read_json() -> Any:
+    """The request body as JSON; a 400 ``malformed_json`` if it is not."""
     raw = await request.get_data(as_text=False)
     try:
-        document = json.loads(raw)
+        return json.loads(raw)
     except RecursionError:
         raise ApiError(400, "malformed_json", "request body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int over 4300 digits
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise ApiError(422, "validation_error", "request body must be a JSON object")
-    return document
-
-
-def _create_request(document: dict[str, Any]) -> tuple[object, dict[str, Any]]:
-    unknown = sorted(set(document) - {"pipeline", "params"})
-    if unknown:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"unknown field(s) in request body: {', '.join(unknown)}",
-            [{"field": name, "message": "unknown field"} for name in unknown],
-        )
-    if "pipeline" not in document:
-        raise ApiError(
-            422,
-            "validation_error",
-            "field 'pipeline' is required",
-            [{"field": "pipeline", "message": "required"}],
-        )
-    params = document.get("params", {})
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise ApiError(
-            422,
-            "validation_error",
-            "field 'params' must be a JSON object",
-            [{"field": "params", "message": "must be an object"}],
-        )
-    return document["pipeline"], params
-
-
-def _list_query() -> tuple[JobStatus | None, int, str | None]:
-    args = request.args
-    status: JobStatus | None = None
-    if "status" in args:
-        try:
-            status = JobStatus(args["status"])
-        except ValueError:
-            allowed = ", ".join(s.value for s in JobStatus)
-            raise ApiError(422, "validation_error", f"status must be one of {allowed}") from None
-    limit = DEFAULT_LIST_LIMIT
-    if "limit" in args:
-        raw = args["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
-            raise ApiError(
-                422,
-                "validation_error",
-                f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
-            )
-        limit = int(raw)
-    cursor = args.get("cursor") or None
-    return status, limit, cursor
 
 
 def register_rest_routes(app: Quart, context: ServerContext) -> None:
-    """Add the REST routes to ``app``."""
+    """Add the REST routes to ``app``: the job collection here, the rest below."""
     runtime = context.runtime
 
     @app.post("/api/jobs")
     @document_request(CreateJobRequest)
     @document_response(JobSnapshot, 202)
-    @document_response(ErrorResponse, 400)
-    @document_response(ErrorResponse, 413)
-    @document_response(ErrorResponse, 422)
-    @document_response(ErrorResponse, 429)
-    @document_response(ErrorResponse, 503)
+    @document_response(ErrorBody, 400)
+    @document_response(ErrorBody, 413)
+    @document_response(ErrorBody, 422)
+    @document_response(ErrorBody, 429)
+    @document_response(ErrorBody, 503)
     async def create_job() -> Response:
         """Start a job; it runs at once or waits as Queued."""
         user = context.current_user()
-        pipeline, params = _create_request(await _read_json_object())
-        job = await runtime.submit(pipeline, params, owner=user)
+        body = parse_model(CreateJobRequest, await _read_json(), "request body")
+        job = await runtime.submit(body.pipeline, body.params, owner=user)
         response = _json_response(job.snapshot(), 202)
         response.headers["Location"] = f"/api/jobs/{job.id}"
         return response
 
     @app.get("/api/jobs")
-    @document_querystring(ListJobsQuery)
+    @document_querystring(JobListQuery)
     @document_response(JobList, 200)
-    @document_response(ErrorResponse, 422)
+    @document_response(ErrorBody, 422)
     async def list_jobs() -> Response:
         """The caller's jobs, newest first, a page at a time."""
         user = context.current_user()
-        status, limit, cursor = _list_query()
-        page = await runtime.list_jobs(owner=user, status=status, limit=limit, cursor=cursor)
+        query = parse_model(JobListQuery, request.args.to_dict(), "query")
+        page = await runtime.list_jobs(
+            owner=user, status=query.status, limit=query.limit, cursor=query.cursor or None
+        )
         return _json_response(
             {"jobs": [job.snapshot() for job in page.jobs], "nextCursor": page.next_cursor}
         )
 
+    _register_job_routes(app, context)
+    _register_service_routes(app, context)
+
+
+def _register_job_routes(app: Quart, context: ServerContext) -> None:
+    """One job: get, cancel, its artifacts."""
+    runtime = context.runtime
+
     @app.get("/api/jobs/<job_id>")
     @document_response(JobSnapshot, 200)
-    @document_response(ErrorResponse, 404)
+    @document_response(ErrorBody, 404)
     async def get_job(job_id: str) -> Response:
         """One job's snapshot."""
         user = context.current_user()
@@ -144,8 +100,8 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
 
     @app.post("/api/jobs/<job_id>/cancel")
     @document_response(JobSnapshot, 202)
-    @document_response(ErrorResponse, 404)
-    @document_response(ErrorResponse, 409)
+    @document_response(ErrorBody, 404)
+    @document_response(ErrorBody, 409)
     async def cancel_job(job_id: str) -> Response:
         """Cancel a Queued or Running job (409 when it already ended)."""
         user = context.current_user()
@@ -153,8 +109,8 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         return _json_response(job.snapshot(), 202)
 
     @app.delete("/api/jobs/<job_id>")
-    @document_response(ErrorResponse, 404)
-    @document_response(ErrorResponse, 409)
+    @document_response(ErrorBody, 404)
+    @document_response(ErrorBody, 409)
     async def delete_job(job_id: str) -> Response:
         """Delete a finished job: its record, history and files (409 while it is live)."""
         user = context.current_user()
@@ -163,8 +119,8 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
 
     @app.post("/api/jobs/<job_id>/retry")
     @document_response(JobSnapshot, 202)
-    @document_response(ErrorResponse, 404)
-    @document_response(ErrorResponse, 409)
+    @document_response(ErrorBody, 404)
+    @document_response(ErrorBody, 409)
     async def retry_job(job_id: str) -> Response:
         """Run a Failed or Canceled job again, as a new job with ``retryOf`` set."""
         user = context.current_user()
@@ -174,14 +130,15 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         return response
 
     @app.get("/api/jobs/<job_id>/logs")
-    @document_response(ErrorResponse, 404)
+    @document_response(JobLogs, 200)
+    @document_response(ErrorBody, 404)
     async def job_logs(job_id: str) -> Response:
         """The job's log: stage lines, warnings, the failure (bounded; owner only)."""
         user = context.current_user()
         return _json_response({"lines": await runtime.logs(job_id, owner=user)})
 
     @app.get("/api/jobs/<job_id>/artifacts/<name>")
-    @document_response(ErrorResponse, 404)
+    @document_response(ErrorBody, 404)
     async def get_artifact(job_id: str, name: str) -> Response:
         """Download one of a job's artifacts (its owner only)."""
         user = context.current_user()
@@ -195,27 +152,37 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
                 path = (runtime.config.data_dir / artifact.path).resolve()
                 if not path.is_relative_to(folder) or not path.is_file():
                     break
-                response = await send_file(path, mimetype=artifact.mime_type)
+                response = await send_file(path, mimetype=artifact.mime_type, conditional=True)
                 response.headers["Content-Disposition"] = f'inline; filename="{artifact.name}"'
                 response.headers["Cache-Control"] = "private, max-age=0"
                 return response
         raise ApiError(404, "artifact_not_found", f"job {job_id!r} has no artifact {name!r}")
 
+
+def _register_service_routes(app: Quart, context: ServerContext) -> None:
+    """The server itself: health."""
+    runtime = context.runtime
+
     @app.get("/api/health")
-    @document_response(HealthResponse, 200)
+    @document_response(Health, 200)
+    @document_response(Health, 503)
     async def health() -> Response:
         """Liveness: 200 while serving, 503 once shutting down."""
         problem = runtime.storage_problem
         status = "shutting_down" if runtime.shutting_down else "degraded" if problem else "ok"
-        body = {
-            "status": status,
-            "storage": {"ok": problem is None, "problem": problem},
-            "version": __version__,
-            "jobs": {
-                "running": runtime.running_count,
-                "queued": runtime.queued_count,
-                "total": runtime.job_count,
-            },
-            "subscribers": runtime.subscriber_count,
-        }
-        return _json_response(body, 200 if status == "ok" else 503)
+        body = Health(
+            status=status,
+            version=__version__,
+            storage=HealthStorage(ok=problem is None, problem=problem),
+            jobs=HealthJobs(
+                running=runtime.running_count,
+                queued=runtime.queued_count,
+                total=runtime.job_count,
+            ),
+            subscribers=runtime.subscriber_count,
+        )
+        return Response(
+            dump_json_bytes(body),
+            status=200 if status == "ok" else 503,
+            content_type="application/json",
+        )

@@ -1,54 +1,113 @@
-"""Every setting of the server, in one place, each documented where it is defined."""
+"""Every setting of the server, defined once: default, range, help, flag and ``AURA_*`` variable.
+
+A field of :class:`ServerSettings` carries a :class:`Setting` in its
+metadata (``field(default=..., metadata=about("what it is", ge=0))``). From the fields alone,
+``_settings_cli`` makes the ``serve`` flags (``--keepalive``), their
+environment variables (``AURA_KEEPALIVE``), the defaults ``--help`` shows,
+and the range checks, which ``ServerSettings`` itself applies on
+construction, so a bad value is refused the same way from anywhere.
+
+The runtime's share is a :class:`~aura_actors.runtime.RuntimeConfig`, held
+whole (``settings.runtime``): its defaults and checks are its own.
+Its fields carry their own :class:`Setting`, so its flags come the same way.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from ..runtime import RuntimeConfig
+from ..runtime._setting import SETTING as SETTING
+from ..runtime._setting import Setting as Setting
+from ..runtime._setting import about as about
+from ..runtime._setting import check_ranges
+
+
+def _server_runtime() -> RuntimeConfig:
+    # The job store lives in the data dir: finished jobs outlive a restart.
+    return RuntimeConfig(persist_jobs=True)
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """What ``aura-actors serve`` runs with (each a flag and an ``AURA_<NAME>`` variable)."""
+    """What ``aura-actors serve`` runs with (each a flag and an ``AURA_<NAME>`` variable).
 
-    #: Interface to listen on.
-    host: str = "127.0.0.1"
-    #: TCP port; 0 picks a free one (the printed URL says which).
-    port: int = 8000
-    #: Jobs running at once; the rest wait as ``Queued``.
-    max_concurrent_jobs: int = 16
-    #: Jobs waiting beyond which ``POST /api/jobs`` answers 429.
-    max_queued_jobs: int = 1000
-    #: Seconds of quiet after which a stream gets a ``: keep-alive`` comment.
-    keepalive: float = 10.0
-    #: Seconds a finished job's events stay replayable.
-    history_ttl: float = 3600.0
-    #: JSON file ``{"tokens": {"<token>": "<user>"}}``; ``None`` disables auth.
-    auth_tokens: Path | None = None
-    #: Origins allowed by CORS.
-    cors_origins: tuple[str, ...] = ("http://localhost:5173",)
-    #: Where artifacts live.
-    data_dir: Path = field(default_factory=lambda: Path("aura-data"))
-    #: The ``retry:`` an SSE stream opens with, in milliseconds.
-    sse_retry_ms: int = 1000
-    #: Events a subscriber may have waiting before it is closed as overflowed.
-    subscriber_buffer: int = 1024
-    #: Seconds between WebSocket pings.
-    websocket_ping_interval: float = 20.0
-    #: Seconds in-flight requests get to finish at shutdown before they are cut.
-    graceful_timeout: float = 3.0
-    #: ``video`` jobs submitted at start, so a newcomer sees something move.
-    demo_jobs: int = 0
+    Raises :class:`ValueError` on a value out of its range.
+    """
 
-    def runtime_config(self) -> RuntimeConfig:
-        """The runtime's share of these settings."""
-        return RuntimeConfig(
-            max_concurrent_jobs=self.max_concurrent_jobs,
-            max_queued_jobs=self.max_queued_jobs,
-            history_ttl=self.history_ttl,
-            subscriber_buffer=self.subscriber_buffer,
-            data_dir=self.data_dir,
-            # The job store lives in the data dir: finished jobs outlive a restart.
-            persist_jobs=True,
+    host: str = field(default="127.0.0.1", metadata=about("interface to listen on"))
+    port: int = field(
+        default=8000,
+        metadata=about("TCP port; 0 picks a free one (the printed URL says which)", ge=0, le=65535),
+    )
+    keepalive: float = field(
+        default=10.0,
+        metadata=about("seconds of quiet before a ': keep-alive' comment", gt=0, metavar="SECONDS"),
+    )
+    auth_tokens: Path | None = field(
+        default=None,
+        metadata=about('JSON file {"tokens": {"<token>": "<user>"}}; enables auth', metavar="FILE"),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=("http://localhost:5173",),
+        metadata=about(
+            "origin allowed by CORS (repeatable; the variable takes a comma list)",
+            name="cors_origin",
+            metavar="ORIGIN",
+        ),
+    )
+    sse_retry_ms: int = field(
+        default=1000,
+        metadata=about("the 'retry:' an SSE stream opens with", ge=0, metavar="MS"),
+    )
+    websocket_ping_interval: float = field(
+        default=20.0, metadata=about("seconds between WebSocket pings", gt=0, metavar="SECONDS")
+    )
+    graceful_timeout: float = field(
+        default=3.0,
+        metadata=about(
+            "seconds in-flight requests get at shutdown before they are cut",
+            ge=0,
+            metavar="SECONDS",
+        ),
+    )
+    gc_freeze: bool = field(
+        default=True,
+        metadata=about(
+            "freeze what is alive at start out of the cyclic GC's sight and collect young "
+            "objects less often (cheaper delivery under load)"
+        ),
+    )
+    demo_jobs: int = field(
+        default=0, metadata=about("video jobs submitted at start, to see something move", ge=0)
+    )
+    #: The runtime's settings (``--max-concurrent-jobs``, ``--data-dir``, ...).
+    runtime: RuntimeConfig = field(default_factory=_server_runtime)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+    @classmethod
+    def of(cls, **values: Any) -> ServerSettings:
+        """The defaults, with ``values`` by field name, the server's or the runtime's."""
+        return cls().updated(**values)
+
+    def updated(self, **values: Any) -> ServerSettings:
+        """A copy with ``values`` by field name, each going to the server's or the runtime's part.
+
+        Raises :class:`TypeError` for a name of neither, :class:`ValueError`
+        for a value out of range.
+        """
+        own = {item.name for item in fields(self)}
+        theirs = {item.name for item in fields(self.runtime)}
+        unknown = sorted(set(values) - own - theirs)
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        mine = {name: value for name, value in values.items() if name in own}
+        runtime = replace(
+            mine.pop("runtime", self.runtime),
+            **{name: value for name, value in values.items() if name not in own},
         )
+        return replace(self, runtime=runtime, **mine)

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 from quart import Quart, websocket
 
-from ..runtime import Event, EventType, JobAlreadyFinished, JobNotFound, RuntimeRefusal
+from ..protocol import ClientMessage, CloseCode, EventId
+from ..runtime import (
+    Event,
+    EventType,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobRecord,
+    Runtime,
+    RuntimeRefusal,
+)
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
-
-request_logger = logging.getLogger("aura_actors.requests")
-
-#: Close codes (RFC 6455 private range for ours).
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
+from ._logging import log_request
 
 
 def _encode_message(event: Event) -> str:
@@ -45,7 +45,6 @@ def error_message(code: str, message: str, job_id: str | None = None) -> str:
 
 def register_ws_routes(app: Quart, context: ServerContext) -> None:
     """Add ``/api/jobs/<id>/ws`` to ``app``."""
-    runtime = context.runtime
 
     @app.websocket("/api/jobs/<job_id>/ws")
     async def job_ws(job_id: str) -> None:
@@ -53,83 +52,83 @@ def register_ws_routes(app: Quart, context: ServerContext) -> None:
         started = time.perf_counter()
         close_code: int | None = None
         try:
-            close_code = await serve_job_ws(job_id)
+            close_code = await _serve(context, job_id)
         finally:
-            request_logger.info(
-                "websocket",
-                extra={
-                    "method": "GET",
-                    "path": websocket.path,
-                    "status": 101,
-                    # None: the client went away first.
-                    "close_code": close_code,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            # close_code None: the client went away first.
+            log_request("GET", websocket.path, 101, started, "websocket", close_code=close_code)
 
-    async def serve_job_ws(job_id: str) -> int:
-        await websocket.accept()
-        try:
-            user = context.authenticator.user_for(
-                websocket.headers.get("Authorization"), websocket.args.get("access_token")
-            )
-        except ApiError as error:
-            await websocket.close(CLOSE_UNAUTHORIZED, error.message)
-            return CLOSE_UNAUTHORIZED
-        try:
-            job = await runtime.get(job_id, owner=user)
-            after = parse_last_event_id(None, websocket.args.get("lastEventId"))
-        except JobNotFound:
-            await websocket.close(CLOSE_NOT_FOUND, "job not found")
-            return CLOSE_NOT_FOUND
-        except ApiError as error:
-            await websocket.send(error_message(error.code, error.message, job_id))
-            await websocket.close(CLOSE_BAD_REQUEST, error.code)
-            return CLOSE_BAD_REQUEST
 
-        send_lock = trio.Lock()
+async def _serve(context: ServerContext, job_id: str) -> CloseCode:
+    """Accept, check who asks and for what, then stream; the close code it ended with."""
+    await websocket.accept()
+    try:
+        user = context.user_of(websocket)
+    except ApiError as error:
+        await websocket.close(CloseCode.UNAUTHORIZED, error.message)
+        return CloseCode.UNAUTHORIZED
+    try:
+        job = await context.runtime.get(job_id, owner=user)
+        after = parse_last_event_id(None, websocket.args.get("lastEventId"))
+    except JobNotFound:
+        await websocket.close(CloseCode.NOT_FOUND, "job not found")
+        return CloseCode.NOT_FOUND
+    except ApiError as error:
+        await websocket.send(error_message(error.code, error.message, job_id))
+        await websocket.close(CloseCode.BAD_REQUEST, error.code)
+        return CloseCode.BAD_REQUEST
+    context.metrics.stream_opened("websocket")
+    try:
+        close_code = await _JobSocket(context.runtime, job, user).stream(after)
+    finally:
+        context.metrics.stream_closed("websocket")
+    await websocket.close(close_code)
+    return close_code
 
-        async def send(text: str) -> None:
-            async with send_lock:
-                await websocket.send(text)
 
-        async def serve_client_messages() -> None:
-            while True:
-                raw = await websocket.receive()
-                message: object = None
-                if isinstance(raw, str):  # binary frames are not messages of this protocol
-                    try:
-                        message = json.loads(raw)
-                    except ValueError:
-                        message = None
-                if not isinstance(message, dict) or message.get("action") != "cancel":
-                    await send(
-                        error_message(
-                            "bad_message",
-                            'unsupported message; send {"action": "cancel"}',
-                            job.id,
-                        )
-                    )
-                    continue
-                try:
-                    await runtime.cancel(job.id, owner=user)
-                except JobAlreadyFinished as refusal:
-                    await send(error_message(refusal.code, str(refusal), job.id))
-                except RuntimeRefusal as refusal:  # pragma: no cover - defensive
-                    await send(error_message(refusal.code, str(refusal), job.id))
+class _JobSocket:
+    """One job's events out, the client's cancels in, over the current WebSocket."""
 
-        close_code = CLOSE_GOING_AWAY
+    def __init__(self, runtime: Runtime, job: JobRecord, user: str | None) -> None:
+        self.runtime = runtime
+        self.job = job
+        self.user = user
+        self._send_lock = trio.Lock()
+
+    async def send(self, text: str) -> None:
+        """Send one text frame; frames from the two directions' tasks never interleave."""
+        async with self._send_lock:
+            await websocket.send(text)
+
+    async def stream(self, after: EventId | None) -> CloseCode:
+        """Send the job's events (after ``after``) until its stream ends; the close code."""
+        close_code = CloseCode.GOING_AWAY
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_client_messages)
-            with await runtime.subscribe_job(job.id, owner=user, after=after) as subscription:
+            nursery.start_soon(self._serve_client_messages)
+            job_id, user = self.job.id, self.user
+            subscription = await self.runtime.subscribe_job(job_id, owner=user, after=after)
+            with subscription:
                 async for event in subscription:
-                    await send(event_message(event))
+                    await self.send(event_message(event))
                     if event.type.is_terminal:
-                        close_code = CLOSE_NORMAL
+                        close_code = CloseCode.NORMAL
                     elif event.type is EventType.ERROR and event.id is None:
-                        close_code = CLOSE_TRY_AGAIN_LATER
-                if subscription.is_exhausted and job.status.is_terminal:
-                    close_code = CLOSE_NORMAL
+                        close_code = CloseCode.TRY_AGAIN_LATER
+                if subscription.is_exhausted and self.job.status.is_terminal:
+                    close_code = CloseCode.NORMAL
             nursery.cancel_scope.cancel()
-        await websocket.close(close_code)
         return close_code
+
+    async def _serve_client_messages(self) -> None:
+        while True:
+            raw = await websocket.receive()
+            try:
+                # Binary frames are not messages of this protocol.
+                ClientMessage.model_validate_json(raw if isinstance(raw, str) else "")
+            except ValidationError:
+                unsupported = 'unsupported message; send {"action": "cancel"}'
+                await self.send(error_message("bad_message", unsupported, self.job.id))
+                continue
+            try:
+                await self.runtime.cancel(self.job.id, owner=self.user)
+            except (JobAlreadyFinished, RuntimeRefusal) as refusal:
+                await self.send(error_message(refusal.code, str(refusal), self.job.id))

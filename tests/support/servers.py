@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -41,7 +41,7 @@ async def run_server(
     settings: ServerSettings | None = None, *, data_dir: Path
 ) -> AsyncIterator[InProcessServer]:
     """Serve on ``127.0.0.1`` and a free port for the ``async with`` body, then shut down."""
-    settings = replace(settings or ServerSettings(), host="127.0.0.1", port=0, data_dir=data_dir)
+    settings = (settings or ServerSettings()).updated(host="127.0.0.1", port=0, data_dir=data_dir)
     listening = trio.Event()
     holder: dict[str, str] = {}
     runtimes: list[Runtime] = []

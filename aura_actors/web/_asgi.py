@@ -1,0 +1,136 @@
+"""The app's ASGI connection classes: Quart-Trio's, with two fixes and the event-stream hand-off.
+
+Quart lets an app replace the classes that speak ASGI for it
+(``asgi_http_class``, ``asgi_websocket_class``); :class:`App` does, and these
+classes add, between Hypercorn and Quart-Trio:
+
+1. **Whole sends.** Every ``send`` that is not a streaming chunk runs to its
+   end, whatever cancels the request. Quart-Trio cancels a request's task as
+   soon as it receives ``http.disconnect``, and Hypercorn queues that message
+   from inside the app's own last ``send`` when it closes a connection;
+   cancelled half-way, the close never happened, the connection stayed open
+   with its parser stuck, and the client's next request on it hung. A
+   shielded ``send`` blocks no longer than Hypercorn's own write, which is
+   shielded already (and which shutdown cuts, see ``_hypercorn``). A
+   streaming chunk (an SSE frame, a WebSocket message) is one write that
+   Hypercorn shields and never closes the connection: not shielded here.
+
+2. **Answers after the body.** A response waits for the rest of its request
+   body (up to ``LINGER_SECONDS`` and ``LINGER_BYTES``; Quart reads and drops
+   it meanwhile). A 413 is decided from ``Content-Length`` or the first MiB,
+   a 401, 404 or 405 never reads the body: answered at once, Hypercorn would
+   close the connection while the client is still sending, the client's
+   kernel would answer with a reset, and the reset destroys the response
+   before the client reads it. Waiting, the client reads the answer, and the
+   connection stays usable.
+
+3. **The event stream.** A response whose body is an
+   :class:`~._sse.EventStream` is not iterated chunk by chunk through Quart:
+   once its headers are out, the stream writes its frames to ``send`` itself.
+   A ``HEAD`` gets the headers and the end, and holds nothing open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable
+from quart.typing import ResponseTypes
+from quart.utils import encode_headers
+from quart.wrappers import Request
+from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection, TrioASGIWebsocketConnection
+
+from ._sse import EventStream
+
+error_logger = logging.getLogger("aura_actors.server")
+
+#: How long, and how many body bytes, a response waits for the rest of its request body.
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 64 * 1024 * 1024
+
+_STREAMING = frozenset({"websocket.send"})
+
+
+def whole_sends(send: ASGISendCallable) -> ASGISendCallable:
+    """``send``, shielded from cancellation except for streaming chunks (fix 1)."""
+
+    async def send_whole(message: Any) -> None:
+        if message["type"] in _STREAMING or message.get("more_body", False):
+            await send(message)
+            return
+        with trio.CancelScope(shield=True):
+            await send(message)
+
+    return send_whole
+
+
+class HttpConnection(TrioASGIHTTPConnection):
+    """One HTTP request: Quart-Trio's handling, plus fixes 1 to 3."""
+
+    def __init__(self, app: Any, scope: Any) -> None:
+        super().__init__(app, scope)
+        self._body_done = trio.Event()
+        self._body_bytes = 0
+
+    async def handle_messages(  # type: ignore[override]
+        self, nursery: trio.Nursery, request: Request, receive: ASGIReceiveCallable
+    ) -> None:
+        async def tracked_receive() -> ASGIReceiveEvent:
+            message = await receive()
+            if message["type"] == "http.request":
+                self._body_bytes += len(message.get("body", b""))
+                if not message.get("more_body", False) or self._body_bytes > LINGER_BYTES:
+                    self._body_done.set()
+            elif message["type"] == "http.disconnect":
+                self._body_done.set()
+            return message
+
+        await super().handle_messages(nursery, request, tracked_receive)
+
+    async def _send_response(self, send: ASGISendCallable, response: ResponseTypes) -> None:
+        if not self._body_done.is_set():
+            with trio.move_on_after(LINGER_SECONDS):
+                await self._body_done.wait()
+        body = getattr(response, "response", None)
+        if isinstance(body, EventStream):
+            await self._send_event_stream(send, response, body)
+        else:
+            await super()._send_response(whole_sends(send), response)
+
+    async def _send_event_stream(
+        self, send: ASGISendCallable, response: ResponseTypes, stream: EventStream
+    ) -> None:
+        start = {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": encode_headers(response.headers),
+        }
+        with trio.CancelScope(shield=True):
+            await send(start)  # type: ignore[arg-type]
+        if self.scope["method"] != "HEAD":
+            try:
+                await stream.write_to(send)  # type: ignore[arg-type]
+            except Exception:
+                # Hypercorn's error log is off (its lines would carry query tokens).
+                error_logger.exception("sse stream failed", extra={"path": self.scope["path"]})
+                raise
+        # The end of the response closes (or recycles) the connection: never half-way.
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class WebsocketConnection(TrioASGIWebsocketConnection):
+    """One WebSocket: Quart-Trio's handling, with whole sends but for messages (fix 1)."""
+
+    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await super().__call__(receive, whole_sends(send))
+
+
+class App(QuartTrio):
+    """Quart-Trio speaking ASGI through :class:`HttpConnection` and :class:`WebsocketConnection`."""
+
+    asgi_http_class = HttpConnection
+    asgi_websocket_class = WebsocketConnection

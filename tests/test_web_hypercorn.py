@@ -1,0 +1,221 @@
+"""The Hypercorn workarounds of ``aura_actors.web._hypercorn``, one test each, on bare ASGI apps.
+
+Each test runs :func:`serve_app` (our copy of Hypercorn's trio worker) with a
+tiny ASGI app, so what is tested is the workaround, not the rest of the
+server. Without workaround 1 the shutdown test never ends; without 3 the
+connection stays counted for the ping interval (20 s); without 2 the write
+test still passes (it holds the cheap write to Hypercorn's semantics).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypercorn.config import Config
+from support.streams import RawHttp, wait_until
+from trio_websocket import open_websocket_url
+
+from aura_actors.cli import main
+from aura_actors.web import ServerSettings, UntestedHypercorn, _hypercorn, serve
+from aura_actors.web._hypercorn import Connections, _send_all, _write_now, check_version, serve_app
+
+App = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+@dataclass
+class Served:
+    url: str
+    connections: Connections
+    stop: trio.Event
+    #: Set once serve_app has returned.
+    stopped: trio.Event
+
+
+@asynccontextmanager
+async def serving(app: App, **config: Any) -> AsyncIterator[Served]:
+    settings = Config()
+    settings.bind = ["127.0.0.1:0"]
+    settings.accesslog = settings.errorlog = None
+    for name, value in config.items():
+        setattr(settings, name, value)
+    connections = Connections()
+    stop, stopped = trio.Event(), trio.Event()
+
+    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await serve_app(
+                app,  # type: ignore[arg-type]
+                settings,
+                shutdown_trigger=stop.wait,
+                connections=connections,
+                task_status=task_status,
+            )
+        finally:
+            stopped.set()
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(run)
+        served = Served(binds[0], connections, stop, stopped)
+        try:
+            yield served
+        finally:
+            stop.set()
+
+
+async def endless_stream(scope: Any, receive: Any, send: Any) -> None:
+    """200, then 64 KiB chunks for ever (or until the client is gone)."""
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    while True:
+        await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+        if message["type"] == "lifespan.shutdown":
+            return
+
+
+# -- the version check ----------------------------------------------------------------------
+
+
+def test_an_untested_hypercorn_is_refused_with_a_message_that_says_what_to_do() -> None:
+    check_version()  # the installed one is tested
+    check_version("0.18.0")
+    for version in ("0.19.0", "0.17.2", "1.0"):
+        with pytest.raises(UntestedHypercorn) as error:
+            check_version(version)
+        assert f"Hypercorn {version} is untested" in str(error.value)
+        assert "TESTED_VERSIONS" in str(error.value)
+
+
+async def test_serve_refuses_an_untested_hypercorn_before_touching_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_hypercorn, "installed_version", lambda: "0.19.1")
+    data_dir = tmp_path / "data"
+    with pytest.raises(UntestedHypercorn):
+        await serve(ServerSettings.of(port=0, data_dir=data_dir))
+    assert not data_dir.exists()
+    assert await trio.to_thread.run_sync(main, ["serve", "--data-dir", str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aura-actors: Hypercorn 0.19.1 is untested") and "Traceback" not in err
+
+
+# -- workaround 1: a write that never ends is cut at shutdown ---------------------------------
+
+
+async def test_a_write_to_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
+    async with serving(endless_stream, graceful_timeout=0.2) as served:
+        host, port = served.url.removeprefix("http://").split(":")
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await sock.connect((host, int(port)))
+        stuck = RawHttp(trio.SocketStream(sock))
+        await stuck.send_request("GET", "/")
+        await wait_until(lambda: len(served.connections) == 1)
+        # The app writes until both socket buffers are full, then its write blocks, shielded.
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        served.stop.set()
+        with trio.move_on_after(10):
+            await served.stopped.wait()
+        ended = served.stopped.is_set()
+        served.connections.abort()  # without the workaround: end the test, not hang it
+        assert ended, "shutdown waited for a write that never ends"
+        assert len(served.connections) == 0
+        with pytest.raises(OSError) as reset:
+            while await sock.recv(65536):  # what the buffers held, then the reset
+                pass
+        assert reset.value.errno == socket.errno.ECONNRESET
+        sock.close()
+
+
+# -- workaround 2: the cheap write keeps Hypercorn's semantics --------------------------------
+
+
+async def test_cheap_writes_arrive_whole_and_in_order_even_when_the_buffer_is_full() -> None:
+    left, right = trio.socket.socketpair()
+    payloads = [bytes([index]) * size for index, size in enumerate((10, 3_000_000, 7, 500_000))]
+    received = bytearray()
+
+    async def read_all() -> None:
+        while len(received) < sum(map(len, payloads)):
+            await trio.sleep(0.001)  # a slow reader: the writer's buffer fills up
+            received.extend(await right.recv(65536))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all)
+        for payload in payloads:
+            sent = _write_now(left, payload)
+            if sent < len(payload):
+                await _send_all(left, memoryview(payload)[sent:])
+    assert bytes(received) == b"".join(payloads)
+    left.close()
+    with pytest.raises(trio.ClosedResourceError):
+        _write_now(left, b"x")
+    right.close()
+
+
+async def test_a_response_larger_than_the_socket_buffers_arrives_whole() -> None:
+    chunks = [bytes([index % 251]) * size for index, size in enumerate([1, 4_000_000, 3] * 3)]
+
+    async def big(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async with serving(big) as served:
+        raw = await RawHttp.connect(served.url)
+        await raw.send_request("GET", "/")
+        with trio.fail_after(20):
+            await raw.read_head()
+            body = await raw.read_body()
+        assert raw.status == 200
+        assert body == b"".join(chunks)
+        await raw.aclose()
+
+
+async def test_a_write_to_a_vanished_peer_is_a_broken_stream() -> None:
+    left, right = trio.socket.socketpair()
+    right.close()
+    with pytest.raises(trio.BrokenResourceError):  # EPIPE (Python ignores SIGPIPE)
+        _write_now(left, b"x")
+    left.close()
+
+
+# -- workaround 3: a connection whose peer is gone ends at once -------------------------------
+
+
+async def test_a_websocket_whose_peer_vanished_ends_without_waiting_for_the_next_ping() -> None:
+    async def hold(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serving(hold, websocket_ping_interval=20.0) as served:
+        url = served.url.replace("http://", "ws://") + "/"
+        async with open_websocket_url(url) as ws:
+            await wait_until(lambda: len(served.connections) == 1)
+            await ws._close_stream()  # the TCP connection just goes away
+        # The ping task sleeps 20 s before it would notice; the connection ends now.
+        await wait_until(lambda: len(served.connections) == 0, within=2)
