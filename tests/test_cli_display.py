@@ -293,7 +293,7 @@ def test_artifact_urls_are_never_cut_mid_word() -> None:
     view.finish(completed)
     lines = console.export_text().splitlines()
     for artifact in VIDEO_ARTIFACTS:
-        url = long_base + artifact["name"]
+        url = f"{long_base}{artifact['name']}"
         assert any(url in line for line in lines), "\n".join(lines)
     assert any("video.mp4" in line and "1.2 MB" in line for line in lines), "\n".join(lines)
 
