@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from typing import Any
 
 from rich.console import Console
+from support.terminal import screen_of
 
 from aura_actors.cli.display import (
     FollowState,
@@ -203,39 +203,6 @@ def test_json_view_prints_one_object_per_line_and_notes_on_stderr() -> None:
 
 
 # -- what a terminal shows ----------------------------------------------------------------
-
-_CONTROL = re.compile(r"\x1b\[(\??)(\d*)([A-Za-z])")
-
-
-def screen_of(output: str) -> list[str]:
-    """The lines a terminal shows after ``output`` (text, \\r, \\n, cursor up, erase line)."""
-    lines: list[list[str]] = [[]]
-    row = col = 0
-    index = 0
-    while index < len(output):
-        char = output[index]
-        match = _CONTROL.match(output, index)
-        if match:
-            private, number, command = match.groups()
-            if not private and command == "A":
-                row = max(0, row - int(number or 1))
-            elif not private and command == "K":
-                lines[row] = []
-            index = match.end()
-            continue
-        if char == "\n":
-            row, col = row + 1, 0
-            if row == len(lines):
-                lines.append([])
-        elif char == "\r":
-            col = 0
-        else:
-            line = lines[row]
-            line.extend(" " * (col - len(line)))
-            line[col : col + 1] = [char]
-            col += 1
-        index += 1
-    return ["".join(line).rstrip() for line in lines]
 
 
 def terminal_console(file: io.StringIO) -> Console:

@@ -7,7 +7,9 @@ Plus the papercuts of the client commands: ``--json --follow`` prints events
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC
@@ -20,6 +22,7 @@ import trio
 from support.cli import CLI, cli_env, run_cli, run_many, start_cli
 from support.servers import InProcessServer, run_server
 from support.streams import read_sse
+from support.terminal import screen_of
 
 from aura_actors.cli._manage import new_log_lines
 from aura_actors.protocol import LogLine
@@ -305,3 +308,50 @@ async def test_jobs_shows_the_topic_as_the_title(
         (synthetic, "synthetic stages=1 ticks=1 tickSeconds=600"),
         (video, "Tides of the North Sea"),
     ]
+
+
+# -- on a terminal ------------------------------------------------------------------------
+
+
+async def test_ctrl_c_then_yes_on_a_terminal_shows_the_display_once(
+    server: InProcessServer, http: httpx.AsyncClient
+) -> None:
+    """``follow`` on a pseudo-terminal: Ctrl-C, the question, ``y``, the job ends Canceled."""
+    job_id = await create(http, {"stages": 1, "ticks": 3000, "tickSeconds": 0.02})
+    controller, terminal = os.openpty()
+    process = await trio.lowlevel.open_process(
+        [*CLI, "follow", job_id, "--url", server.url],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=cli_env(COLUMNS="100", LINES="40", TERM="xterm"),
+    )
+    os.close(terminal)
+    screen = bytearray()
+    reader = trio.lowlevel.FdStream(controller)
+
+    async def read_until(marker: bytes) -> None:
+        while marker not in screen:
+            try:
+                chunk = await reader.receive_some(4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                chunk = b""
+            assert chunk, f"no {marker!r} in {screen.decode(errors='replace')!r}"
+            screen.extend(chunk)
+
+    with trio.fail_after(30):
+        await read_until(b"Overall")
+        process.send_signal(signal.SIGINT)
+        await read_until(b"[y/N]")
+        await reader.send_all(b"y\n")
+        await read_until(b"Canceled during stage")
+        code = await process.wait()
+    await reader.aclose()
+    lines = screen_of(screen.decode(errors="replace"))
+    shown = "\n".join(lines)
+    assert code == 3, shown
+    assert sum(f"Job {job_id}" in line for line in lines) == 1, shown
+    assert sum("Overall" in line for line in lines) == 1, shown
+    assert sum(f"Cancel job {job_id}? [y/N]" in line for line in lines) == 1, shown
+    assert not any("ETA" in line for line in lines), shown  # a canceled job has none
+    assert (await snapshot(http, job_id))["status"] == "Canceled"
