@@ -189,9 +189,8 @@ def configure_jobs(jobs: argparse.ArgumentParser) -> None:
     """``aura-actors jobs [--status S] [--limit N] [--all]``."""
     jobs.description = (
         "List your jobs, newest first, with a title to tell them apart: the topic, "
-        "or the pipeline and its params. Without a terminal (or with --plain output "
-        "piped), one tab-separated line per job: id, status, pipeline, progress, stage, "
-        "created, title."
+        "or the pipeline and its params. When stdout is not a terminal, one "
+        "tab-separated line per job: id, status, pipeline, progress, stage, created, title."
     )
     jobs.add_argument("--status", type=_status, help="only jobs in this status (e.g. Running)")
     jobs.add_argument("--limit", type=_limit, default=20, help="at most this many (1-200)")

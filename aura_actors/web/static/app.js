@@ -267,6 +267,7 @@
       if (snap.error) job.error = snap.error;
       if (job.status === "Done") job.progressPct = 100;
       if (snap.lastEventId) job.snapshotId = snap.lastEventId;
+      if (job.log.open) refreshLog(job); // news the stream did not bring (a reconnect)
     }
     if (Array.isArray(snap.artifacts) && snap.artifacts.length >= job.artifacts.length) {
       job.artifacts = snap.artifacts;
