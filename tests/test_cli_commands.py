@@ -8,117 +8,26 @@ so it is plain lines (or ``--json``).
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from support.cli import cli_env, run_cli, run_many, start_cli
 from support.servers import InProcessServer, run_server, server_process, write_tokens
 from support.streams import read_sse
 
 from aura_actors.web import ServerSettings
 
-CLI = [sys.executable, "-m", "aura_actors"]
 QUICK: dict[str, Any] = {"stages": 2, "ticks": 3, "tickSeconds": 0}
 #: A job that sits in its first tick until cancelled.
 WAITING: dict[str, Any] = {"stages": 1, "ticks": 1, "tickSeconds": 600}
 #: A job that reports progress every 20 ms for a minute.
 TICKING: dict[str, Any] = {"stages": 1, "ticks": 3000, "tickSeconds": 0.02}
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AURA_")}
-    return {**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **extra}
-
-
-class Result:
-    def __init__(self, completed: subprocess.CompletedProcess[bytes]) -> None:
-        self.code = completed.returncode
-        self.out = completed.stdout.decode()
-        self.err = completed.stderr.decode()
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    def __repr__(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
-
-
-async def run_cli(*args: str, url: str | None = None, env: dict[str, str] | None = None) -> Result:
-    command = [*CLI, *args, *(["--url", url] if url else [])]
-    with trio.fail_after(30):
-        completed = await trio.run_process(
-            command,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            env=env or cli_env(),
-        )
-    return Result(completed)
-
-
-async def run_many(*commands: Sequence[str], url: str | None = None) -> list[Result]:
-    """Run several CLI invocations at once (each process costs its interpreter start)."""
-    results: list[Result | None] = [None] * len(commands)
-
-    async def one(index: int, args: Sequence[str]) -> None:
-        results[index] = await run_cli(*args, url=url)
-
-    async with trio.open_nursery() as nursery:
-        for index, args in enumerate(commands):
-            nursery.start_soon(one, index, args)
-    return [result for result in results if result is not None]
-
-
-class LiveProcess:
-    """A CLI process whose stdout is read as it comes."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.out = bytearray()
-        self.err = bytearray()
-
-    async def wait_for_output(self, pattern: str) -> None:
-        assert self.process.stdout is not None
-        regex = re.compile(pattern.encode())
-        while not regex.search(self.out):
-            chunk = await self.process.stdout.receive_some(4096)
-            assert chunk, f"exited before printing {pattern!r}: {self.out.decode()}"
-            self.out.extend(chunk)
-
-    async def finish(self) -> int:
-        assert self.process.stdout is not None and self.process.stderr is not None
-        async with trio.open_nursery() as nursery:
-            for stream, sink in ((self.process.stdout, self.out), (self.process.stderr, self.err)):
-
-                async def drain(
-                    stream: trio.abc.ReceiveStream = stream, sink: bytearray = sink
-                ) -> None:
-                    while chunk := await stream.receive_some(4096):
-                        sink.extend(chunk)
-
-                nursery.start_soon(drain)
-        return await self.process.wait()
-
-
-async def start_cli(*args: str) -> LiveProcess:
-    process = await trio.lowlevel.open_process(
-        [*CLI, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
-    return LiveProcess(process)
 
 
 @pytest.fixture
@@ -194,9 +103,11 @@ async def test_submit_video_follow_shows_progress_and_the_artifacts(
     assert any(re.search(r"item \d+/\d+", line) for line in progress)
     assert any(line.startswith("Done in ") for line in lines)
     artifacts = [line for line in lines if line.startswith("artifact ")]
-    assert artifacts
+    names = [line.split()[1] for line in artifacts]
+    assert names == ["video.mp4", "thumbnail.jpg", "voice.wav", "script.txt"]
     for line in artifacts:
         assert f"{server.url}/api/jobs/{job_id}/artifacts/" in line
+        assert re.search(r"\((\d+ B|\d+\.\d (kB|MB|GB)), ", line), line
 
 
 async def test_follow_json_prints_each_event_as_one_json_line(
@@ -267,6 +178,12 @@ async def test_jobs_lists_newest_first_with_filters_pages_and_json(
     assert [row[0] for row in rows] == [waiting, *done[::-1]]
     assert [row[1] for row in rows] == ["Running", "Done", "Done"]
     assert all(row[2] == "synthetic" for row in rows)
+    # The last column is the title: the topic, or the pipeline and its params.
+    assert [row[-1] for row in rows] == [
+        "synthetic stages=1 ticks=1 tickSeconds=600",
+        "synthetic stages=2 ticks=3 tickSeconds=0",
+        "synthetic stages=2 ticks=3 tickSeconds=0",
+    ]
     assert [line.split("\t")[0] for line in running.lines] == [waiting]
     assert [line.split("\t")[0] for line in one.lines] == [waiting]
     assert [json.loads(line)["id"] for line in as_json.lines] == [waiting, *done[::-1]]
@@ -378,3 +295,5 @@ async def test_url_and_token_come_from_the_environment(tmp_path: Path) -> None:
         refused = await run_cli("jobs", env=without)
     assert listed.code == 0 and listed.lines[0].startswith(submitted.out.strip())
     assert refused.code == 1 and "401" in refused.err
+    # The refusal says how to give a token.
+    assert "--token" in refused.err and "AURA_TOKEN" in refused.err

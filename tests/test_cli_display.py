@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from support.terminal import screen_of
 
 from aura_actors.cli.display import (
     FollowState,
@@ -14,6 +15,8 @@ from aura_actors.cli.display import (
     LiveView,
     PlainView,
     format_eta,
+    format_size,
+    job_title,
 )
 from aura_actors.client import Event, parse_event
 
@@ -59,6 +62,23 @@ ARTIFACTS = [
         "sizeBytes": 480000,
         "mimeType": "audio/wav",
     },
+]
+
+VIDEO_ARTIFACTS = [
+    {
+        "name": "video.mp4",
+        "path": "artifacts/x/video.mp4",
+        "sizeBytes": 1_234_567,
+        "mimeType": "video/mp4",
+    },
+    {
+        "name": "thumbnail.jpg",
+        "path": "artifacts/x/thumbnail.jpg",
+        "sizeBytes": 48_213,
+        "mimeType": "image/jpeg",
+    },
+    ARTIFACTS[1],
+    ARTIFACTS[0],
 ]
 
 
@@ -108,7 +128,7 @@ def test_live_view_shows_stage_percentages_item_eta_and_warnings() -> None:
     shown = console.export_text()
     assert "⚠ warning [Visuals]: image 5 looks blurry" in shown
     assert "Done in 12.3 s" in shown
-    assert "script.txt" in shown and "238 bytes" in shown and "480.0 kB" in shown
+    assert "script.txt" in shown and "238 B" in shown and "480.0 kB" in shown
     assert f"http://h/api/jobs/{JOB}/artifacts/voice.wav" in shown
 
 
@@ -180,3 +200,102 @@ def test_json_view_prints_one_object_per_line_and_notes_on_stderr() -> None:
         },
     }
     assert err.getvalue() == "reconnecting\n"
+
+
+# -- what a terminal shows ----------------------------------------------------------------
+
+
+def terminal_console(file: io.StringIO) -> Console:
+    return Console(width=100, force_terminal=True, color_system=None, file=file)
+
+
+def test_after_a_question_the_live_display_shows_once() -> None:
+    """Ctrl-C, the question, ``y``: the display goes on below the answer, not twice."""
+    file = io.StringIO()
+    view = LiveView(terminal_console(file), refresh_per_second=1)
+    view.start(FollowState(JOB, pipeline="synthetic"))
+    view.event(status("Running", "Queued"))
+    view.event(step("stage-1", 0, "Started"))
+    view.event(progress("stage-1", 10.0, 50.0, 1, 2))
+    with view.paused():
+        file.write(f"\nCancel job {JOB}? [y/N] y\n")  # what the question leaves on screen
+    view.note(f"cancelling job {JOB} ...")
+    cancelled = event("job-cancelled", step="stage-1", message="canceled by user")
+    view.event(cancelled)
+    view.finish(cancelled)
+    screen = screen_of(file.getvalue())
+    assert sum(f"Job {JOB}" in line for line in screen) == 1, "\n".join(screen)
+    assert sum("Overall" in line for line in screen) == 1, "\n".join(screen)
+    assert sum("Cancel job" in line for line in screen) == 1, "\n".join(screen)
+    question = next(i for i, line in enumerate(screen) if "Cancel job" in line)
+    header = next(i for i, line in enumerate(screen) if f"Job {JOB}" in line)
+    assert question < header, "\n".join(screen)
+    assert "Canceled during stage stage-1: canceled by user" in screen
+    # A canceled job has no ETA to show.
+    assert not any("ETA" in line for line in screen), "\n".join(screen)
+
+
+def test_when_the_answer_is_no_the_last_frame_stays_once() -> None:
+    file = io.StringIO()
+    view = LiveView(terminal_console(file), refresh_per_second=1)
+    view.start(FollowState(JOB, pipeline="synthetic"))
+    view.event(step("stage-1", 0, "Started"))
+    view.event(progress("stage-1", 10.0, 50.0, 1, 2))
+    with view.paused():
+        file.write(f"\nCancel job {JOB}? [y/N] n\n")
+        view.finish(None)
+    view.finish(None)
+    screen = screen_of(file.getvalue())
+    assert sum(f"Job {JOB}" in line for line in screen) == 1, "\n".join(screen)
+    assert sum("ETA 1:15" in line for line in screen) == 1, "\n".join(screen)
+
+
+def test_artifact_urls_are_never_cut_mid_word() -> None:
+    console = Console(record=True, width=70, color_system=None, file=io.StringIO())
+    long_base = "http://render-farm.example.internal:8000/api/jobs/" + "f" * 32 + "/artifacts/"
+    view = LiveView(console, artifact_url=lambda a: long_base + a.name)
+    view.start(FollowState(JOB))
+    completed = event("job-completed", artifacts=VIDEO_ARTIFACTS, durationSeconds=3.0)
+    view.event(completed)
+    view.finish(completed)
+    lines = console.export_text().splitlines()
+    for artifact in VIDEO_ARTIFACTS:
+        url = f"{long_base}{artifact['name']}"
+        assert any(url in line for line in lines), "\n".join(lines)
+    assert any("video.mp4" in line and "1.2 MB" in line for line in lines), "\n".join(lines)
+
+
+def test_sizes_use_decimal_units_everywhere() -> None:
+    assert [format_size(n) for n in (0, 238, 999, 1000, 1049, 1050, 480_000)] == [
+        "0 B",
+        "238 B",
+        "999 B",
+        "1.0 kB",
+        "1.0 kB",
+        "1.1 kB",
+        "480.0 kB",
+    ]
+    assert [format_size(n) for n in (999_949, 999_950, 1_234_567, 5 * 10**9)] == [
+        "999.9 kB",
+        "1.0 MB",
+        "1.2 MB",
+        "5.0 GB",
+    ]
+    out = io.StringIO()
+    view = PlainView(out, io.StringIO(), artifact_url=lambda a: f"http://h/{a.name}")
+    view.start(FollowState(JOB))
+    view.finish(event("job-completed", artifacts=VIDEO_ARTIFACTS, durationSeconds=3.0))
+    assert "artifact video.mp4 (1.2 MB, video/mp4): http://h/video.mp4" in out.getvalue()
+    assert "artifact script.txt (238 B, text/plain): http://h/script.txt" in out.getvalue()
+
+
+def test_titles_tell_jobs_apart() -> None:
+    assert job_title("video", {"topic": "  Tides\tof the\nNorth Sea ", "speed": 2}) == (
+        "Tides of the North Sea"
+    )
+    assert job_title("synthetic", {"stages": 2, "ticks": 50}) == "synthetic stages=2 ticks=50"
+    assert job_title("synthetic", {"failAt": {"stage": 1, "tick": 2}}) == (
+        'synthetic failAt={"stage":1,"tick":2}'
+    )
+    long = job_title("video", {"topic": "x" * 100})
+    assert len(long) == 60 and long.endswith("…")

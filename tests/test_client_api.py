@@ -90,6 +90,11 @@ async def test_create_get_cancel_and_list_are_typed(client: AuraClient) -> None:
 
         fetched = await client.get_job(job.id)
         assert fetched.id == job.id
+        # Listed as Running once its stream says it runs (not at the instant of the 202).
+        async with client.events(job.id) as stream:
+            async for event in stream:
+                if isinstance(event, JobStatusEvent) and event.status is JobStatus.RUNNING:
+                    break
         page = await client.list_jobs(status="Running")
         assert [listed.id for listed in page.jobs] == [job.id]
         assert page.next_cursor is None

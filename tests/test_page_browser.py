@@ -9,7 +9,6 @@ serving while the browser waits. Waiting is Playwright's own (``expect``,
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 import signal
@@ -20,49 +19,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import trio
+from support.browser import (
+    Page,
+    cancel_button,
+    card_by_id,
+    card_by_topic,
+    expect,
+    expect_live,
+    in_browser,
+    needs_chromium,
+    progress_of,
+    save_screenshot,
+    start_from_form,
+    synthetic,
+    video,
+    wait_progress_above,
+)
 from support.servers import ServerProcess, run_server, server_process, write_tokens
 
+from aura_actors.cli.display import format_size
 from aura_actors.web import ServerSettings
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="the browser tests need Debian's chromium at /usr/bin/chromium "
-    "(apt-get install chromium)",
-)
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-expect = sync_api.expect
-Page = sync_api.Page
-Locator = sync_api.Locator
-
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-TIMEOUT_MS = 15_000
-
-#: Counts EventSource constructions, so a test can check the page opens only one.
-COUNT_EVENT_SOURCES = """
-(() => {
-  const Native = window.EventSource;
-  window.__eventSources = [];
-  window.EventSource = class extends Native {
-    constructor(url, init) {
-      super(url, init);
-      window.__eventSources.push(String(url));
-    }
-  };
-})();
-"""
+pytestmark = needs_chromium
 
 #: Records every change of a progress bar's aria-valuenow: [jobId, value, ms].
 RECORD_PROGRESS = """
@@ -114,121 +93,10 @@ async (video) => {
 }
 """
 
-#: Console lines that are expected while a server is down or a token is missing.
-_EXPECTED_CONSOLE = re.compile(
-    r"Failed to load resource|net::ERR_|EventSource|status of (401|503)", re.IGNORECASE
-)
-
-
-def video(topic: str, duration: float = 30, speed: float = 1) -> dict[str, Any]:
-    return {
-        "pipeline": "video",
-        "params": {"topic": topic, "durationSeconds": duration, "speed": speed},
-    }
-
-
-def synthetic(stages: int, ticks: int, tick_seconds: float) -> dict[str, Any]:
-    return {
-        "pipeline": "synthetic",
-        "params": {"stages": stages, "ticks": ticks, "tickSeconds": tick_seconds},
-    }
-
 
 def id_pair(event_id: str) -> tuple[int, int]:
     millis, counter = event_id.split("-")
     return int(millis), int(counter)
-
-
-# -- running a scenario in the browser ------------------------------------------------------
-
-
-def _drive(scenario: Callable[[Page], None], viewport: dict[str, int]) -> None:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-        )
-        try:
-            context = browser.new_context(viewport=viewport, color_scheme="light")
-            context.set_default_timeout(TIMEOUT_MS)
-            context.add_init_script(COUNT_EVENT_SOURCES)
-            page = context.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-            page.on(
-                "console",
-                lambda message: (
-                    problems.append(f"console: {message.text}")
-                    if message.type == "error" and not _EXPECTED_CONSOLE.search(message.text)
-                    else None
-                ),
-            )
-            scenario(page)
-            assert problems == [], problems
-        finally:
-            browser.close()
-
-
-async def in_browser(
-    scenario: Callable[[Page], None], *, viewport: dict[str, int] | None = None
-) -> None:
-    """Run ``scenario(page)`` in chromium, in a worker thread (the server stays on trio)."""
-    expect.set_options(timeout=TIMEOUT_MS)
-    await trio.to_thread.run_sync(
-        functools.partial(_drive, scenario, viewport or {"width": 1280, "height": 900})
-    )
-
-
-# -- page helpers ----------------------------------------------------------------------------
-
-
-def card_by_topic(page: Page, topic: str) -> Locator:
-    return page.locator("li.job").filter(
-        has=page.locator(".job-title", has_text=re.compile(f"^{re.escape(topic)}$"))
-    )
-
-
-def card_by_id(page: Page, job_id: str) -> Locator:
-    return page.locator(f'li.job[data-job-id="{job_id}"]')
-
-
-def progress_of(card: Locator) -> int:
-    value = card.get_by_role("progressbar").get_attribute("aria-valuenow")
-    assert value is not None
-    return int(value)
-
-
-def wait_progress_above(page: Page, card: Locator, value: int) -> int:
-    """Wait (Playwright's waiting) until the card's bar is above ``value``; return the new value."""
-    bar = card.get_by_role("progressbar")
-    handle = bar.element_handle()
-    page.wait_for_function(
-        "([bar, value]) => Number(bar.getAttribute('aria-valuenow')) > value", arg=[handle, value]
-    )
-    return progress_of(card)
-
-
-def expect_live(page: Page, timeout: int = TIMEOUT_MS) -> None:
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=timeout)
-
-
-def start_from_form(page: Page, topic: str, duration: int) -> Locator:
-    page.get_by_label("Topic").fill(topic)
-    page.get_by_label("Length of the video").fill(str(duration))
-    page.get_by_role("button", name="Start render").click()
-    card = card_by_topic(page, topic)
-    expect(card).to_have_count(1)
-    return card
-
-
-def cancel_button(card: Locator) -> Locator:
-    return card.get_by_role("button", name=re.compile(r"^Cancel"))
-
-
-def save_screenshot(page: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 # -- tests -------------------------------------------------------------------------------------
@@ -367,6 +235,19 @@ async def test_three_jobs_move_independently_over_one_event_source(tmp_path: Pat
             response = page.request.get(f"{server.url}{href}")
             assert response.status == 200
             assert "Fast" in response.text()
+            # Each link downloads its file under the file's own name.
+            for link in links.all():
+                assert link.get_attribute("download") == link.get_attribute("data-name")
+            # Sizes in the one convention (1 kB = 1000 bytes), as the CLI writes them.
+            snapshot = page.request.get(f"{server.url}/api/jobs/{fast}").json()
+            for artifact in snapshot["artifacts"]:
+                size = cards[fast].locator(
+                    f'a.artifact[data-name="{artifact["name"]}"] .artifact-size'
+                )
+                expect(size).to_have_text(format_size(artifact["sizeBytes"]))
+            # "The files are ready" only where there are files.
+            expect(cards[fast].locator(".message")).to_have_text("Finished. The files are ready.")
+            expect(cards[slow].locator(".message")).to_have_text("Finished.")
             movie = page.request.get(f"{server.url}{files}/video.mp4")
             assert movie.status == 200 and movie.headers["content-type"] == "video/mp4"
 
@@ -455,9 +336,48 @@ async def test_warnings_failures_and_screenshot(tmp_path: Path) -> None:
             assert overflow <= 0
             save_screenshot(page, "page-mobile.png")
 
-            # Clearing finished jobs leaves the live ones.
+            # Retry is offered on the failed and the canceled job only.
+            for job_id in (failed, canceled["id"]):
+                expect(
+                    card_by_id(page, job_id).get_by_role("button", name=re.compile("^Retry"))
+                ).to_have_count(1)
+            for job_id in (done, warned, queued, *running):
+                expect(
+                    card_by_id(page, job_id).get_by_role("button", name=re.compile("^Retry"))
+                ).to_have_count(0)
+
+            # Clearing finished jobs asks first; no leaves everything as it was.
+            questions: list[str] = []
+
+            def answer(accept: bool) -> Callable[[Any], None]:
+                def on_dialog(dialog: Any) -> None:
+                    questions.append(dialog.message)
+                    if accept:
+                        dialog.accept()
+                    else:
+                        dialog.dismiss()
+
+                return on_dialog
+
+            page.once("dialog", answer(False))
+            page.get_by_role("button", name="Clear finished").click()
+            expect(page.locator("li.job")).to_have_count(7)
+            assert questions and questions[0].startswith("Delete 3 finished jobs?")
+            # Yes deletes them on the server: the live ones stay, and a reload agrees.
+            page.once("dialog", answer(True))
             page.get_by_role("button", name="Clear finished").click()
             expect(page.locator("li.job")).to_have_count(4)
+            expect(page.get_by_role("button", name="Clear finished")).to_be_hidden()
+            finished_ids = (done, failed, canceled["id"])
+            for job_id in finished_ids:
+                assert request.get(f"{url}/{job_id}").status == 404
+            page.reload()
+            expect_live(page)
+            expect(page.locator("li.job")).to_have_count(4)
+            for job_id in finished_ids:
+                expect(card_by_id(page, job_id)).to_have_count(0)
+            for job_id in running:
+                request.post(f"{url}/{job_id}/cancel")
 
         await in_browser(scenario)
 
@@ -655,13 +575,18 @@ async def test_auth_asks_for_a_token_and_works_with_it(tmp_path: Path) -> None:
             expect(card.locator(".badge")).to_have_text("Done")
             expect(card_by_topic(page, "Bob's secret")).to_have_count(0)
 
-            # Files open with the token (the page fetches them with the header).
-            with page.context.expect_page() as opened:
-                card.locator('a.artifact[data-name="script.txt"]').click()
-            tab = opened.value
-            tab.wait_for_url(re.compile(r"^blob:"))
-            expect(tab.locator("body")).to_contain_text("# Alice's video")
-            tab.close()
+            # Files download with the token, under their own names.
+            for name in ("script.txt", "thumbnail.jpg"):
+                with page.expect_download() as downloading:
+                    card.locator(f'a.artifact[data-name="{name}"]').click()
+                download = downloading.value
+                assert download.suggested_filename == name
+                assert download.failure() is None
+                saved = download.path()
+                if name == "script.txt":
+                    assert "# Alice's video" in saved.read_text(encoding="utf-8")
+                else:
+                    assert saved.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
             # The video element cannot send the header: its URLs carry the token.
             player = card.locator(".player video")
             expect(player).to_have_attribute(

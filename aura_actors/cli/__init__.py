@@ -1,5 +1,6 @@
 """The ``aura-actors`` command line: ``serve``, ``submit``, ``follow``, ``cancel``, ``jobs``,
-``bench``; and the displays of a job's progress (:mod:`aura_actors.cli.display`).
+``logs``, ``retry``, ``delete``, ``bench``; and the displays of a job's progress
+(:mod:`aura_actors.cli.display`).
 
 Imports are lazy: each command imports what it needs when it runs, so
 ``aura-actors --version`` loads neither the server, the client nor rich.

@@ -1,4 +1,5 @@
-"""The options of the client commands: ``submit``, ``follow``, ``cancel``, ``jobs``.
+"""The options of the client commands: ``submit``, ``follow``, ``cancel``, ``jobs``,
+``retry``, ``delete``, ``logs``.
 
 Only argparse here: the commands themselves (:mod:`._commands`) and the
 client they use are imported when a command runs.
@@ -19,16 +20,20 @@ if TYPE_CHECKING:
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def _handler(name: str) -> Callable[[argparse.Namespace], int]:
-    """The command ``name`` of :mod:`._commands`, imported when it runs."""
+def _handler(name: str, module: str = "_commands") -> Callable[[argparse.Namespace], int]:
+    """The command ``name`` of ``module`` (of this package), imported when it runs."""
 
     def run(args: argparse.Namespace) -> int:
-        from . import _commands
+        import importlib
 
-        code: int = getattr(_commands, name)(args)
+        commands = importlib.import_module(f"{__package__}.{module}")
+        code: int = getattr(commands, name)(args)
         return code
 
     return run
+
+
+_ID_HELP = "the job's id, or any unique start of it (e.g. 74ef7efa)"
 
 
 # -- value types --------------------------------------------------------------------------
@@ -98,6 +103,15 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _follow_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="follow the job's progress until it ends (with --json: one JSON event per line)",
+    )
+
+
 def _following_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cancel-on-interrupt",
@@ -142,9 +156,7 @@ def configure_submit(submit: argparse.ArgumentParser) -> None:
     submit.add_argument(
         "--params", type=_params_json, default=None, metavar="JSON", help="all params as JSON"
     )
-    submit.add_argument(
-        "--follow", "-f", action="store_true", help="follow the job's progress until it ends"
-    )
+    _follow_flag(submit)
     _server_options(submit)
     _following_options(submit)
     submit.set_defaults(handler=_handler("run_submit"), parser=submit)
@@ -156,7 +168,7 @@ def configure_follow(follow: argparse.ArgumentParser) -> None:
         "Show a job's progress live until it ends. Exit code: 0 done, 1 failed, "
         "3 canceled, 4 connection lost, 130 stopped following."
     )
-    follow.add_argument("job_id", metavar="ID")
+    follow.add_argument("job_id", metavar="ID", help=_ID_HELP)
     follow.add_argument(
         "--last-event-id", default=None, help="start after this event instead of from the start"
     )
@@ -168,16 +180,67 @@ def configure_follow(follow: argparse.ArgumentParser) -> None:
 def configure_cancel(cancel: argparse.ArgumentParser) -> None:
     """``aura-actors cancel ID``."""
     cancel.description = "Cancel a job."
-    cancel.add_argument("job_id", metavar="ID")
+    cancel.add_argument("job_id", metavar="ID", help=_ID_HELP)
     _server_options(cancel)
     cancel.set_defaults(handler=_handler("run_cancel"), parser=cancel)
 
 
 def configure_jobs(jobs: argparse.ArgumentParser) -> None:
     """``aura-actors jobs [--status S] [--limit N] [--all]``."""
-    jobs.description = "List your jobs, newest first."
+    jobs.description = (
+        "List your jobs, newest first, with a title to tell them apart: the topic, "
+        "or the pipeline and its params. When stdout is not a terminal, one "
+        "tab-separated line per job: id, status, pipeline, progress, stage, created, title."
+    )
     jobs.add_argument("--status", type=_status, help="only jobs in this status (e.g. Running)")
     jobs.add_argument("--limit", type=_limit, default=20, help="at most this many (1-200)")
     jobs.add_argument("--all", action="store_true", help="every job, page after page")
     _server_options(jobs)
     jobs.set_defaults(handler=_handler("run_jobs"), parser=jobs)
+
+
+def configure_retry(retry: argparse.ArgumentParser) -> None:
+    """``aura-actors retry ID [--follow]``."""
+    retry.description = (
+        "Run a Failed or Canceled job again: a new job with the same pipeline and params "
+        "(its retryOf names the old one). Prints the new job's id."
+    )
+    retry.add_argument("job_id", metavar="ID", help=_ID_HELP)
+    _follow_flag(retry)
+    _server_options(retry)
+    _following_options(retry)
+    retry.set_defaults(handler=_handler("run_retry", "_manage"), parser=retry)
+
+
+def configure_delete(delete: argparse.ArgumentParser) -> None:
+    """``aura-actors delete ID [--yes]``."""
+    delete.description = (
+        "Delete a finished job: its record, events, log and files, for good. "
+        "Asks first (reading the answer from stdin) unless --yes."
+    )
+    delete.add_argument("job_id", metavar="ID", help=_ID_HELP)
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    _server_options(delete)
+    delete.set_defaults(handler=_handler("run_delete", "_manage"), parser=delete)
+
+
+def configure_logs(logs: argparse.ArgumentParser) -> None:
+    """``aura-actors logs ID [--follow]``."""
+    logs.description = (
+        "Print a job's log: its stages, warnings and failure, one line each "
+        "(the server keeps the last lines of each job). With --follow, print new "
+        "lines as the job goes on, until it ends; the exit code then says how it "
+        "ended, as for follow (0 done, 1 failed, 3 canceled)."
+    )
+    logs.add_argument("job_id", metavar="ID", help=_ID_HELP)
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="print new lines until the job ends"
+    )
+    _server_options(logs)
+    logs.add_argument(
+        "--retries",
+        type=_retries,
+        default=5,
+        help="with --follow: reconnection tries in a row before giving up (default 5)",
+    )
+    logs.set_defaults(handler=_handler("run_logs", "_manage"), parser=logs)

@@ -1,68 +1,24 @@
-"""The client commands: ``submit``, ``follow``, ``cancel``, ``jobs`` (exit codes: :mod:`._exit`)."""
+"""The client commands: ``submit``, ``follow``, ``cancel``, ``jobs`` (exit codes: :mod:`._exit`).
+
+Every command that takes a job id takes any unique prefix of one too (:mod:`._resolve`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import trio
-
-from ..client import (
-    Artifact,
-    AuraClient,
-    AuraError,
-    Conflict,
-    ConnectionFailed,
-    JobSnapshot,
-    ReconnectPolicy,
-    ValidationFailed,
-)
-from ..protocol import dump_wire
-from ._exit import EXIT_CONNECTION_LOST, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..client import Artifact, AuraClient, Conflict, ConnectionFailed, JobSnapshot
+from ._common import error, human, print_json, run_with_client
+from ._exit import EXIT_FAILED, EXIT_OK
 from ._follow import follow_job
+from ._resolve import resolve_job
+from ._state import job_title
 from ._views import EventView, JsonLinesView, PlainView
 
-__all__ = ["run_cancel", "run_follow", "run_jobs", "run_submit"]
-
-
-def _error(text: str) -> None:
-    sys.stderr.write(f"aura-actors: {text}\n")
-    sys.stderr.flush()
-
-
-def _run(args: argparse.Namespace, body: Callable[[AuraClient], Awaitable[int]]) -> int:
-    """Run ``body`` with a client in ``trio.run`` and map errors onto exit codes."""
-
-    async def main() -> int:
-        policy = ReconnectPolicy(max_attempts=getattr(args, "retries", 5))
-        async with AuraClient(args.url, args.token, reconnect=policy) as client:
-            return await body(client)
-
-    try:
-        return trio.run(main)
-    except ValidationFailed as error:
-        _error(str(error))
-        return EXIT_USAGE
-    except ConnectionFailed as error:
-        _error(str(error))
-        return EXIT_CONNECTION_LOST
-    except AuraError as error:
-        _error(str(error))
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return EXIT_INTERRUPTED
-
-
-def _human(args: argparse.Namespace) -> bool:
-    return not args.json and sys.stdout.isatty()
-
-
-def _print_json(job: JobSnapshot) -> None:
-    print(json.dumps(dump_wire(job), ensure_ascii=False), flush=True)
+__all__ = ["run_cancel", "run_follow", "run_jobs", "run_submit", "start_following"]
 
 
 def _artifact_url(args: argparse.Namespace, job_id: str) -> Callable[[Artifact], str]:
@@ -115,8 +71,8 @@ def _submit_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _show_submitted(args: argparse.Namespace, job: JobSnapshot) -> None:
     if args.json:
-        _print_json(job)
-    elif _human(args):
+        print_json(job)
+    elif human(args):
         from rich.console import Console
 
         console = Console()
@@ -124,6 +80,25 @@ def _show_submitted(args: argparse.Namespace, job: JobSnapshot) -> None:
         console.print(f"Follow it: [bold]aura-actors follow {job.id}[/]")
     else:
         print(job.id, flush=True)
+
+
+async def start_following(
+    args: argparse.Namespace, client: AuraClient, job: JobSnapshot, what: str = "submitted"
+) -> int:
+    """Follow a job just created (``submit``, ``retry``) per ``args``; the exit code.
+
+    With ``--json`` stdout carries the job's events only, one JSON object per line.
+    """
+    if not args.json and not human(args):
+        print(f"{what} job {job.id}", flush=True)
+    return await follow_job(
+        client,
+        job.id,
+        _view(args, job.id),
+        snapshot=job,
+        cancel_on_interrupt=args.cancel_on_interrupt,
+        ask=_asker(args),
+    )
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -135,34 +110,32 @@ def run_submit(args: argparse.Namespace) -> int:
         if not args.follow:
             _show_submitted(args, job)
             return EXIT_OK
-        if not args.json and not _human(args):
-            print(f"submitted job {job.id}", flush=True)
-        return await follow_job(
-            client,
-            job.id,
-            _view(args, job.id),
-            snapshot=job,
-            cancel_on_interrupt=args.cancel_on_interrupt,
-            ask=_asker(args),
-        )
+        return await start_following(args, client, job)
 
-    return _run(args, body)
+    return run_with_client(args, body)
 
 
 def run_follow(args: argparse.Namespace) -> int:
     """``aura-actors follow ID``."""
 
     async def body(client: AuraClient) -> int:
+        job_id, job = args.job_id, None
+        try:
+            job = await resolve_job(client, job_id)
+            job_id = job.id
+        except ConnectionFailed:
+            pass  # not there yet: the stream tries again, as often as --retries says
         return await follow_job(
             client,
-            args.job_id,
-            _view(args, args.job_id),
+            job_id,
+            _view(args, job_id),
+            snapshot=job,
             last_event_id=args.last_event_id,
             cancel_on_interrupt=args.cancel_on_interrupt,
             ask=_asker(args),
         )
 
-    return _run(args, body)
+    return run_with_client(args, body)
 
 
 # -- cancel and jobs ----------------------------------------------------------------------
@@ -172,19 +145,20 @@ def run_cancel(args: argparse.Namespace) -> int:
     """``aura-actors cancel ID``."""
 
     async def body(client: AuraClient) -> int:
+        job_id = (await resolve_job(client, args.job_id)).id
         try:
-            job = await client.cancel_job(args.job_id)
+            job = await client.cancel_job(job_id)
         except Conflict:
-            job = await client.get_job(args.job_id)
-            _error(f"job {job.id} already ended: {job.status.value}")
+            job = await client.get_job(job_id)
+            error(f"job {job.id} already ended: {job.status.value}")
             return EXIT_FAILED
         if args.json:
-            _print_json(job)
+            print_json(job)
         else:
             print(f"cancel requested for job {job.id} (was {job.status.value})", flush=True)
         return EXIT_OK
 
-    return _run(args, body)
+    return run_with_client(args, body)
 
 
 def run_jobs(args: argparse.Namespace) -> int:
@@ -199,35 +173,37 @@ def run_jobs(args: argparse.Namespace) -> int:
             jobs = list((await client.list_jobs(status=args.status, limit=args.limit)).jobs)
         if args.json:
             for job in jobs:
-                _print_json(job)
-        elif _human(args):
+                print_json(job)
+        elif human(args):
             _jobs_table(jobs)
         else:
             for job in jobs:
                 print(
                     f"{job.id}\t{job.status.value}\t{job.pipeline}\t"
-                    f"{job.progress_pct:.1f}%\t{job.stage or '-'}\t{job.created_at.isoformat()}"
+                    f"{job.progress_pct:.1f}%\t{job.stage or '-'}\t{job.created_at.isoformat()}\t"
+                    f"{job_title(job.pipeline, job.params)}"
                 )
         sys.stdout.flush()
         return EXIT_OK
 
-    return _run(args, body)
+    return run_with_client(args, body)
 
 
 def _jobs_table(jobs: list[JobSnapshot]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    if not jobs:
-        console.print("no jobs")
-        return
     table = Table(show_edge=False, header_style="bold")
-    for column in ("ID", "STATUS", "PIPELINE", "PROGRESS", "STAGE", "CREATED"):
+    table.add_column("ID", no_wrap=True)
+    table.add_column("TITLE", overflow="ellipsis", no_wrap=True, max_width=40)
+    for column in ("STATUS", "PIPELINE", "PROGRESS", "STAGE", "CREATED"):
         table.add_column(column, justify="right" if column == "PROGRESS" else "left")
     for job in jobs:
         table.add_row(
             job.id,
+            escape(job_title(job.pipeline, job.params)),
             job.status.value,
             job.pipeline,
             f"{job.progress_pct:.1f}%",

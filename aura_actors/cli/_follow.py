@@ -19,6 +19,7 @@ from ..client import (
     Reconnecting,
 )
 from ..protocol import JobStatus
+from ._common import quiet_stdout
 from ._exit import EXIT_CANCELED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ._state import FollowState, outcome_status
 from ._views import EventView
@@ -50,8 +51,9 @@ async def follow_job(
     stream followed to its ``job-cancelled``; else, with ``ask`` (stdin is a
     terminal), the user is asked whether to cancel; else following stops
     (:data:`EXIT_INTERRUPTED`) and the job goes on. A second Ctrl-C stops
-    following at once. A checkpoint; cancelling the caller stops following
-    (the job goes on).
+    following at once. When stdout's reader goes away (``| head``), following
+    stops quietly (:data:`EXIT_INTERRUPTED`) and the job goes on. A checkpoint;
+    cancelling the caller stops following (the job goes on).
     """
     following = _Following(client, job_id, view, cancel_on_interrupt, ask)
     with trio.open_signal_receiver(signal.SIGINT) as interrupts:
@@ -83,6 +85,8 @@ class _Following:
     failure: AuraError | None = None
     #: Following stopped on the user's word; the job goes on.
     detached: bool = False
+    #: Whoever read the output went away (``| head``); the job goes on.
+    output_closed: bool = False
     cancel_requested: bool = False
     #: The scope of the question "Cancel job ...?" while it is asked.
     prompt_scope: trio.CancelScope | None = None
@@ -126,6 +130,8 @@ class _Following:
                         self.final = event
         except AuraError as error:
             self.failure = error
+        except BrokenPipeError:
+            self.output_closed = True
         self.stop()
 
     async def watch_interrupts(self, interrupts: AsyncIterator[int]) -> None:
@@ -174,6 +180,10 @@ class _Following:
     async def outcome(self) -> int:
         """Show the summary and return the exit code (a 204 asks for the snapshot)."""
         job_id = self.job_id
+        if self.output_closed:
+            quiet_stdout()
+            sys.stderr.write(f"output closed; stopped following; job {job_id} goes on\n")
+            return EXIT_INTERRUPTED
         if self.detached:
             self.view.finish(self.final)
             sys.stderr.write(

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
-from rich.filesize import decimal
 from rich.live import Live
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..client import Event, JobSnapshot, WarningEvent
+from ..client import Artifact, Event, JobSnapshot, WarningEvent
 from ..protocol import JobStatus
-from ._state import FollowState, artifacts_of, format_eta, summary_lines
+from ._state import FollowState, artifacts_of, format_size, summary_lines
 from ._views import ArtifactUrl
 
 __all__ = ["LiveView"]
@@ -40,17 +39,23 @@ class LiveView:
         self.console = console or Console()
         self.artifact_url = artifact_url
         self.state = FollowState("")
-        self._live = Live(
+        self._refresh_per_second = refresh_per_second
+        self._live = self._new_live()
+        self._started = False
+        self._held: list[RenderableType] = []
+        self._paused = False
+
+    def _new_live(self) -> Live:
+        # A fresh Live for each stretch of display: a resumed one would start by moving
+        # the cursor up over its old frame's height, over what was printed meanwhile.
+        return Live(
             console=self.console,
             get_renderable=self.render,
-            refresh_per_second=refresh_per_second,
+            refresh_per_second=self._refresh_per_second,
             transient=False,
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._started = False
-        self._held: list[RenderableType] = []
-        self._paused = False
 
     def __enter__(self) -> LiveView:
         return self
@@ -92,7 +97,7 @@ class LiveView:
             Text("Overall", style="bold"),
             ProgressBar(total=100, completed=state.progress_pct, width=bar_width),
             f"{state.progress_pct:.1f}%",
-            f"ETA {format_eta(state.eta_seconds)}",
+            state.eta_text,
         )
         if state.stage is not None:
             extra = "  ".join(part for part in (state.items_text, state.stage_counter) if part)
@@ -128,29 +133,49 @@ class LiveView:
 
     def finish(self, final: Event | JobSnapshot | None) -> None:
         if self._started:
-            self._live.stop()
+            if self._paused:
+                # Stopped for a question, and not coming back: show the last frame once.
+                self.console.print(self.render())
+            else:
+                self._live.stop()
             self._started = False
         for style, text in summary_lines(final):
             self.console.print(Text(text, style=style))
         artifacts = artifacts_of(final)
         if artifacts:
-            table = Table(title="Artifacts", title_justify="left", show_edge=False)
-            table.add_column("name", style="bold")
-            table.add_column("size", justify="right")
-            table.add_column("type")
-            table.add_column("where", overflow="fold")
-            for artifact in artifacts:
-                where = self.artifact_url(artifact) if self.artifact_url else artifact.path
-                table.add_row(
-                    escape(artifact.name), decimal(artifact.size_bytes), artifact.mime_type, where
-                )
-            self.console.print(table)
+            self._print_artifacts(artifacts)
+
+    def _print_artifacts(self, artifacts: Sequence[Artifact]) -> None:
+        """A table of name, size and type; each URL whole on its own line below its row.
+
+        A URL is never wrapped by rich (``soft_wrap``): the terminal may fold a long
+        one at its edge, but it stays one line to copy or click.
+        """
+        table = Table(title="Artifacts", title_justify="left", show_edge=False, box=None)
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("size", justify="right", no_wrap=True)
+        table.add_column("type", no_wrap=True)
+        for artifact in artifacts:
+            size = format_size(artifact.size_bytes)
+            table.add_row(escape(artifact.name), size, artifact.mime_type)
+        self.console.print(table)
+        for artifact in artifacts:
+            where = self.artifact_url(artifact) if self.artifact_url else artifact.path
+            self.console.print(
+                Text.assemble((f"  {artifact.name}: ", "bold"), (where, "cyan")), soft_wrap=True
+            )
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """Stop the live display for the block (to ask a question), then resume it."""
+        """Take the live display off the screen for the block (to ask a question).
+
+        Afterwards it comes back below whatever the block printed, so the screen
+        shows it once; if :meth:`finish` was called in the block, the last frame
+        is printed once instead.
+        """
         was_started = self._started
         if was_started:
+            self._live.transient = True  # stop by erasing the frame, not by leaving it
             self._live.stop()
         self._paused = True
         try:
@@ -161,6 +186,7 @@ class LiveView:
             for renderable in held:
                 self.console.print(renderable)
             if was_started and self._started:
+                self._live = self._new_live()
                 self._live.start(refresh=True)
 
 

@@ -35,6 +35,9 @@ _COMMANDS = (
     _Command("follow", "follow a job's progress until it ends", "_arguments:configure_follow"),
     _Command("cancel", "cancel a job", "_arguments:configure_cancel"),
     _Command("jobs", "list jobs", "_arguments:configure_jobs"),
+    _Command("logs", "print a job's log (--follow: as it grows)", "_arguments:configure_logs"),
+    _Command("retry", "run a failed or canceled job again", "_arguments:configure_retry"),
+    _Command("delete", "delete a finished job and its files", "_arguments:configure_delete"),
     _Command(
         "bench",
         "run the benchmark harness (python -m bench) from the source checkout",

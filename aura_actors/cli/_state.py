@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..client import (
     Artifact,
@@ -20,7 +22,58 @@ from ..client import (
 )
 from ..protocol import JobStatus
 
-__all__ = ["FollowState", "artifacts_of", "format_eta", "outcome_status", "summary_lines"]
+__all__ = [
+    "FollowState",
+    "artifacts_of",
+    "format_eta",
+    "format_size",
+    "job_title",
+    "outcome_status",
+    "summary_lines",
+]
+
+_SIZE_UNITS = ("kB", "MB", "GB", "TB")
+_TITLE_WIDTH = 60
+
+
+def format_size(size_bytes: int) -> str:
+    """``"238 B"``, ``"480.0 kB"``, ``"1.2 MB"``: decimal units (1 kB = 1000 bytes).
+
+    The page (``app.js`` ``formatBytes``) writes sizes the same way, digit for
+    digit: tenths rounded half up, in integers, so both agree on every size.
+    """
+    if size_bytes < 1000:
+        return f"{size_bytes} B"
+    base = 1
+    for unit in _SIZE_UNITS:
+        base *= 1000
+        tenths = (size_bytes * 10 + base // 2) // base
+        if tenths < 10_000 or unit == _SIZE_UNITS[-1]:
+            return f"{tenths // 10}.{tenths % 10} {unit}"
+    raise AssertionError("unreachable")
+
+
+def job_title(pipeline: str, params: Mapping[str, Any]) -> str:
+    """What tells a job apart in a list: its ``topic``, or the pipeline and its params.
+
+    ``"Tides"``; ``"synthetic stages=2 ticks=50"``. One line, at most 60 characters.
+    """
+    topic = params.get("topic")
+    if isinstance(topic, str) and topic.strip():
+        title = topic.strip()
+    else:
+        shown = [f"{key}={_compact(value)}" for key, value in params.items()]
+        title = " ".join([pipeline, *shown])
+    title = " ".join(title.split())  # no tabs or line breaks in a row
+    return title if len(title) <= _TITLE_WIDTH else title[: _TITLE_WIDTH - 1] + "…"
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 600.0 reads as 600
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -71,6 +124,8 @@ class FollowState:
             self.progress_pct = max(self.progress_pct, event.progress_pct)
             if event.stage is not None:
                 self.stage = event.stage
+            if event.status.is_terminal:
+                self.eta_seconds = None  # nothing is left to wait for
         elif isinstance(event, StepStatusEvent):
             self.stage = event.step
             self.stage_index = event.step_index
@@ -92,8 +147,15 @@ class FollowState:
         elif isinstance(event, WarningEvent):
             self.warnings.append(event.message)
         elif isinstance(event, JobCompletedEvent):
-            self.progress_pct = 100.0
-            self.eta_seconds = 0.0
+            self.status = JobStatus.DONE
+            self.progress_pct = self.stage_pct = 100.0
+            self.eta_seconds = None
+        elif isinstance(event, JobFailedEvent):
+            self.status = JobStatus.FAILED
+            self.eta_seconds = None
+        elif isinstance(event, JobCancelledEvent):
+            self.status = JobStatus.CANCELED
+            self.eta_seconds = None
 
     def seed(self, snapshot: JobSnapshot) -> None:
         """Start from a snapshot (before any event)."""
@@ -101,8 +163,15 @@ class FollowState:
         self.status = snapshot.status
         self.stage = snapshot.stage
         self.progress_pct = snapshot.progress_pct
-        self.eta_seconds = snapshot.eta_seconds
+        self.eta_seconds = None if snapshot.is_terminal else snapshot.eta_seconds
         self.message = snapshot.message
+
+    @property
+    def eta_text(self) -> str:
+        """``"ETA 1:15"`` while the job runs; nothing once it ended (no ETA to show)."""
+        if self.status is not None and self.status.is_terminal:
+            return ""
+        return f"ETA {format_eta(self.eta_seconds)}"
 
     @property
     def items_text(self) -> str:

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Protocol
 
-from rich.filesize import decimal
-
 from ..client import (
     Artifact,
     Event,
@@ -25,7 +23,7 @@ from ..client import (
     StepStatusEvent,
     WarningEvent,
 )
-from ._state import FollowState, artifacts_of, format_eta, summary_lines
+from ._state import FollowState, artifacts_of, format_eta, format_size, summary_lines
 
 __all__ = ["ArtifactUrl", "EventView", "JsonLinesView", "PlainView"]
 
@@ -154,7 +152,7 @@ class PlainView:
             self._print(text)
         for artifact in artifacts_of(final):
             where = self.artifact_url(artifact) if self.artifact_url else artifact.path
-            size = decimal(artifact.size_bytes)
+            size = format_size(artifact.size_bytes)
             self._print(f"artifact {artifact.name} ({size}, {artifact.mime_type}): {where}")
 
     @contextmanager

@@ -13,7 +13,7 @@ summary, ``paused`` to get the terminal back for a question.
 """
 
 from ._live import LiveView
-from ._state import FollowState, format_eta, outcome_status
+from ._state import FollowState, format_eta, format_size, job_title, outcome_status
 from ._views import ArtifactUrl, EventView, JsonLinesView, PlainView
 
 __all__ = [
@@ -24,5 +24,7 @@ __all__ = [
     "LiveView",
     "PlainView",
     "format_eta",
+    "format_size",
+    "job_title",
     "outcome_status",
 ]

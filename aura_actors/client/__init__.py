@@ -61,9 +61,11 @@ from ._models import (
     ErrorDetail,
     Health,
     JobError,
+    JobLogs,
     JobPage,
     JobSnapshot,
     JobStatus,
+    LogLine,
 )
 from ._resume import Reconnecting, ReconnectPolicy
 from ._stream import EventStream
@@ -91,11 +93,13 @@ __all__ = [
     "JobCompletedEvent",
     "JobError",
     "JobFailedEvent",
+    "JobLogs",
     "JobPage",
     "JobSnapshot",
     "JobSocket",
     "JobStatus",
     "JobStatusEvent",
+    "LogLine",
     "NotFound",
     "ProtocolError",
     "QueueFull",

@@ -14,7 +14,7 @@ import trio
 from .. import __version__
 from ._errors import ConnectionFailed, ProtocolError, api_error_from_response
 from ._events import Event
-from ._models import Health, JobPage, JobSnapshot, JobStatus, parse_answer
+from ._models import Health, JobLogs, JobPage, JobSnapshot, JobStatus, parse_answer
 from ._resume import OnReconnect, ReconnectPolicy
 from ._stream import EventStream
 from ._websocket import JobSocket
@@ -101,6 +101,7 @@ class AuraClient:
         *,
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
+        empty_ok: bool = False,
     ) -> Any:
         try:
             response = await self._http.request(method, path, json=json, params=params)
@@ -108,6 +109,8 @@ class AuraClient:
             raise ConnectionFailed(f"{method} {self.base_url.join(path)}: {error}") from error
         if response.status_code >= 400:
             raise api_error_from_response(response)
+        if empty_ok and response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError:
@@ -142,6 +145,38 @@ class AuraClient:
         """
         path = _job_path(job_id, "/cancel")
         return parse_answer(JobSnapshot, await self._request("POST", path), f"POST {path}")
+
+    async def delete_job(self, job_id: str) -> None:
+        """Delete a finished job (``DELETE /api/jobs/{id}``): its record, history and files.
+
+        From then on the job is :class:`~aura_actors.client.NotFound`. Raises
+        :class:`~aura_actors.client.Conflict` (code ``job_not_finished``) while
+        it is ``Queued`` or ``Running`` (cancel it first) and
+        :class:`~aura_actors.client.NotFound` if it is unknown.
+        """
+        path = _job_path(job_id)
+        await self._request("DELETE", path, empty_ok=True)
+
+    async def retry_job(self, job_id: str) -> JobSnapshot:
+        """Run a ``Failed`` or ``Canceled`` job again (``POST /api/jobs/{id}/retry``).
+
+        Returns the snapshot of the *new* job: same pipeline and params, its own
+        id, ``retry_of`` set to ``job_id``. Raises
+        :class:`~aura_actors.client.Conflict` (code ``job_not_retryable``) for a
+        job that is live or ended ``Done``, :class:`~aura_actors.client.NotFound`
+        if it is unknown, and what :meth:`create_job` raises (a full queue...).
+        """
+        path = _job_path(job_id, "/retry")
+        return parse_answer(JobSnapshot, await self._request("POST", path), f"POST {path}")
+
+    async def job_logs(self, job_id: str) -> JobLogs:
+        """The job's log (``GET /api/jobs/{id}/logs``): ``lines``, oldest first.
+
+        The server keeps the most recent lines only (bounded), so a long job's
+        first lines may be gone. :class:`~aura_actors.client.NotFound` if unknown.
+        """
+        path = _job_path(job_id, "/logs")
+        return parse_answer(JobLogs, await self._request("GET", path), f"GET {path}")
 
     async def list_jobs(
         self,

@@ -7,7 +7,8 @@
     │   ├── ValidationFailed      400, 413, 422: the request itself is wrong
     │   ├── Unauthorized          401: missing or bad token
     │   ├── NotFound              404: unknown job (or another user's)
-    │   ├── Conflict              409: e.g. cancelling a job that already ended
+    │   ├── Conflict              409: cancel of an ended job, delete of a live one, retry
+    │   │                             of one that is not Failed or Canceled
     │   ├── QueueFull             429: too many jobs waiting
     │   └── ServerUnavailable     502, 503, 504: shutting down or not reachable behind a proxy
     ├── ConnectionFailed          the server could not be reached (one request)
@@ -22,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+
+from ..protocol import ErrorCode
 
 __all__ = [
     "ApiError",
@@ -67,6 +70,14 @@ class ApiError(AuraError):
         self.message = message
         self.details: tuple[Mapping[str, Any], ...] = tuple(details)
 
+    @property
+    def error_code(self) -> ErrorCode | None:
+        """``code`` as an :class:`~aura_actors.protocol.ErrorCode` (``None`` if not one of them)."""
+        try:
+            return ErrorCode(self.code)
+        except ValueError:
+            return None
+
     def __str__(self) -> str:
         text = f"{self.status} {self.code}: {self.message}"
         for item in self.details:
@@ -90,7 +101,12 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    """409: the request conflicts with the job's state (cancel of a terminal job)."""
+    """409: the request conflicts with the job's state.
+
+    ``code`` says which: ``job_finished`` (cancel of a job that ended),
+    ``job_not_finished`` (delete of a ``Queued`` or ``Running`` job),
+    ``job_not_retryable`` (retry of a job that is not ``Failed`` or ``Canceled``).
+    """
 
 
 class QueueFull(ApiError):

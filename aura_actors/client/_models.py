@@ -1,4 +1,4 @@
-"""The REST answers, as the protocol's models: snapshots, pages, artifacts, errors, health."""
+"""The REST answers, as the protocol's models: snapshots, pages, logs, artifacts, errors, health."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from ..protocol import (
     Health,
     JobError,
     JobList,
+    JobLogs,
     JobSnapshot,
     JobStatus,
+    LogLine,
 )
 from ._errors import ProtocolError
 
@@ -23,9 +25,11 @@ __all__ = [
     "ErrorDetail",
     "Health",
     "JobError",
+    "JobLogs",
     "JobPage",
     "JobSnapshot",
     "JobStatus",
+    "LogLine",
     "parse_answer",
 ]
 

@@ -25,7 +25,7 @@ import trio
 
 from ._client import DEFAULT_URL, AuraClient
 from ._events import Event
-from ._models import JobPage, JobSnapshot, JobStatus
+from ._models import JobLogs, JobPage, JobSnapshot, JobStatus
 from ._resume import ReconnectPolicy
 
 __all__ = ["SyncClient"]
@@ -72,6 +72,18 @@ class SyncClient:
     def cancel_job(self, job_id: str) -> JobSnapshot:
         """See :meth:`AuraClient.cancel_job <aura_actors.client.AuraClient.cancel_job>`."""
         return self._run(lambda client: client.cancel_job(job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        """See :meth:`AuraClient.delete_job <aura_actors.client.AuraClient.delete_job>`."""
+        self._run(lambda client: client.delete_job(job_id))
+
+    def retry_job(self, job_id: str) -> JobSnapshot:
+        """See :meth:`AuraClient.retry_job <aura_actors.client.AuraClient.retry_job>`."""
+        return self._run(lambda client: client.retry_job(job_id))
+
+    def job_logs(self, job_id: str) -> JobLogs:
+        """See :meth:`AuraClient.job_logs <aura_actors.client.AuraClient.job_logs>`."""
+        return self._run(lambda client: client.job_logs(job_id))
 
     def list_jobs(
         self,

@@ -1,4 +1,5 @@
-// aura-actors web page: start video renders, watch every job live, cancel them.
+// aura-actors web page: start video renders, watch every job live, cancel, retry and
+// delete them, read their logs.
 //
 // Plain JavaScript, no build step. One EventSource on /api/events carries the
 // events of every job of the caller; GET /api/jobs gives the starting point and
@@ -22,6 +23,8 @@
   const FIRST_RETRY_MS = 1000;
   const MAX_RETRY_MS = 30000;
   const MAX_WARNINGS = 20;
+  const SIZE_UNITS = ["kB", "MB", "GB", "TB"];
+  const DELETES_AT_ONCE = 4;
 
   const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -73,7 +76,7 @@
   const state = {
     token: tokenStore.get(),
     jobs: new Map(), // id -> job record
-    hidden: new Set(), // ids cleared from view
+    deleted: new Set(), // ids deleted from the server by this page: their news is ignored
     lastEventId: null, // newest id received on the stream
     es: null,
     retryDelay: FIRST_RETRY_MS,
@@ -185,7 +188,10 @@
       snapshotId: null, // lastEventId of the newest snapshot applied
       lost: false, // the server no longer knows it (e.g. it restarted)
       cancelling: false,
+      retrying: false,
       loading: false,
+      retryOf: null,
+      log: { open: false, lines: [], version: 0, loading: false, again: false, error: "" },
       el: null,
     };
     state.jobs.set(id, job);
@@ -235,9 +241,10 @@
 
   /** Merge a snapshot from the REST API; older than what the stream told us, keep ours. */
   function applySnapshot(snap) {
-    if (!snap || typeof snap.id !== "string") return null;
+    if (!snap || typeof snap.id !== "string" || state.deleted.has(snap.id)) return null;
     const job = state.jobs.get(snap.id) || createJob(snap.id);
     job.pipeline = snap.pipeline || job.pipeline;
+    job.retryOf = snap.retryOf || job.retryOf;
     job.params = snap.params || job.params;
     job.createdAt = snap.createdAt || job.createdAt;
     job.startedAt = snap.startedAt || job.startedAt;
@@ -260,6 +267,7 @@
       if (snap.error) job.error = snap.error;
       if (job.status === "Done") job.progressPct = 100;
       if (snap.lastEventId) job.snapshotId = snap.lastEventId;
+      if (job.log.open) refreshLog(job); // news the stream did not bring (a reconnect)
     }
     if (Array.isArray(snap.artifacts) && snap.artifacts.length >= job.artifacts.length) {
       job.artifacts = snap.artifacts;
@@ -271,7 +279,7 @@
 
   /** Apply one stream event. Duplicates (by id) are dropped; older-than-snapshot news is not applied. */
   function applyEvent(type, id, data) {
-    if (!data || typeof data.jobId !== "string") return;
+    if (!data || typeof data.jobId !== "string" || state.deleted.has(data.jobId)) return;
     let job = state.jobs.get(data.jobId);
     if (!job) {
       job = createJob(data.jobId);
@@ -349,6 +357,8 @@
       default:
         return;
     }
+    // An open log follows the job: each event but progress may have added lines.
+    if (type !== "step-progress" && job.log.open) refreshLog(job);
     scheduleRender(job);
   }
 
@@ -598,7 +608,7 @@
   function clearJobs() {
     for (const job of state.jobs.values()) job.el?.remove();
     state.jobs.clear();
-    state.hidden.clear();
+    state.deleted.clear();
     updateChrome();
   }
 
@@ -688,6 +698,173 @@
     }
   }
 
+  /** POST /api/jobs/{id}/retry: the same pipeline and params again, as a new job. */
+  async function retryJob(job) {
+    if (!(job.status === "Failed" || job.status === "Canceled") || job.lost || job.retrying) return;
+    job.retrying = true;
+    renderNow(job);
+    try {
+      const fresh = applySnapshot(
+        await api(`/api/jobs/${encodeURIComponent(job.id)}/retry`, { method: "POST" }),
+      );
+      announce(`Retrying “${jobTitle(job)}” as a new job.`);
+      if (fresh) {
+        renderNow(fresh);
+        fresh.el?.classList.add("is-new");
+      }
+    } catch (error) {
+      if (error.status === 409 || error.status === 404) fetchJob(job);
+      else if (error.status === 429) showNotice("The queue is full. Try again when some jobs have finished.");
+      else if (error.status !== 401) showNotice(`Could not retry “${jobTitle(job)}”: ${error.message}`);
+    } finally {
+      job.retrying = false;
+      scheduleRender(job);
+    }
+  }
+
+  /** Forget a job for good (it was deleted): its card goes, later news of it is ignored. */
+  function forgetJob(job) {
+    state.deleted.add(job.id);
+    state.jobs.delete(job.id);
+    dirty.delete(job);
+    job.el?.remove();
+    job.el = null;
+  }
+
+  /** DELETE one finished job; true when it is gone (404: it already was). */
+  async function deleteJob(job) {
+    try {
+      await api(`/api/jobs/${encodeURIComponent(job.id)}`, { method: "DELETE" });
+    } catch (error) {
+      if (error.status !== 404) {
+        if (error.status === 409) fetchJob(job); // the server says it is live after all
+        return false;
+      }
+    }
+    forgetJob(job);
+    return true;
+  }
+
+  /** "Clear finished": after a confirmation, delete every finished job from the server. */
+  async function clearFinished() {
+    const finished = [...state.jobs.values()].filter((job) => isFinal(job) || job.lost);
+    if (!finished.length) return;
+    const what = finished.length === 1 ? "1 finished job" : `${finished.length} finished jobs`;
+    const ok = window.confirm(
+      `Delete ${what}?\n\nTheir files, logs and history are deleted from the server. This cannot be undone.`,
+    );
+    if (!ok) return;
+    ui.clear.disabled = true;
+    const queue = [...finished];
+    let deleted = 0;
+    const worker = async () => {
+      while (queue.length) {
+        if (await deleteJob(queue.shift())) deleted += 1;
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(DELETES_AT_ONCE, queue.length) }, worker));
+    } finally {
+      ui.clear.disabled = false;
+      updateChrome();
+    }
+    const left = finished.length - deleted;
+    announce(deleted === 1 ? "Deleted 1 finished job." : `Deleted ${deleted} finished jobs.`);
+    if (left) showNotice(`${left} of the finished jobs could not be deleted. Try again in a moment.`);
+  }
+
+  // -- the job's log ------------------------------------------------------------------------
+
+  /** GET /api/jobs/{id}/logs for an open Log panel; one request at a time per job. */
+  async function refreshLog(job) {
+    const log = job.log;
+    if (log.loading) {
+      log.again = true; // news came while fetching: fetch once more after this one
+      return;
+    }
+    log.loading = true;
+    try {
+      const body = await api(`/api/jobs/${encodeURIComponent(job.id)}/logs`);
+      log.lines = Array.isArray(body && body.lines) ? body.lines : [];
+      log.error = "";
+    } catch (error) {
+      if (error.status === 404) markLost(job);
+      log.error = error.status === 401 ? "" : `Could not load the log: ${error.message}`;
+    } finally {
+      log.loading = false;
+      log.version += 1;
+      scheduleRender(job);
+    }
+    if (log.again && log.open) {
+      log.again = false;
+      refreshLog(job);
+    }
+  }
+
+  function onLogToggle(job, details) {
+    job.log.open = details.open;
+    if (details.open) refreshLog(job);
+  }
+
+  function renderLog(job, details) {
+    const log = job.log;
+    if (details.dataset.version === String(log.version)) return;
+    details.dataset.version = String(log.version);
+    const list = $(".log-lines", details);
+    const box = $(".log-box", details);
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 8;
+    list.replaceChildren(...log.lines.map(logLineItem));
+    let status = "";
+    if (log.error) status = log.error;
+    else if (!log.lines.length) status = log.version ? "No lines yet." : "Loading…";
+    setText($(".log-status", details), status);
+    $(".log-status", details).hidden = !status;
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  function logLineItem(line) {
+    const li = document.createElement("li");
+    li.className = "log-line";
+    li.dataset.level = String(line.level || "info");
+    const time = document.createElement("time");
+    time.dateTime = line.at || "";
+    time.textContent = formatTime(line.at);
+    const level = document.createElement("span");
+    level.className = "log-level";
+    level.textContent = line.level || "info";
+    const message = document.createElement("span");
+    message.className = "log-message";
+    message.textContent = line.stage ? `[${line.stage}] ${line.message}` : String(line.message);
+    li.append(time, level, message);
+    return li;
+  }
+
+  // -- copying a job's id ---------------------------------------------------------------------
+
+  async function copyId(job, button) {
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(job.id);
+      copied = true;
+    } catch {
+      // No clipboard API (an insecure origin, or refused): select the id for Ctrl-C.
+      const range = document.createRange();
+      range.selectNodeContents($(".job-id", job.el));
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      try {
+        copied = document.execCommand("copy");
+      } catch {
+        copied = false;
+      }
+    }
+    setText(button, copied ? "Copied" : "Selected");
+    announce(copied ? "Job id copied." : "Job id selected; press Ctrl+C to copy it.");
+    clearTimeout(button.resetTimer);
+    button.resetTimer = setTimeout(() => setText(button, "Copy id"), 2000);
+  }
+
   // -- rendering ---------------------------------------------------------------------------
 
   const dirty = new Set();
@@ -729,6 +906,11 @@
     const titleId = `job-${job.id}-title`;
     $(".job-title", li).id = titleId;
     $(".job-card", li).setAttribute("aria-labelledby", titleId);
+    $(".job-id", li).textContent = job.id;
+    const copy = $(".copy-id", li);
+    copy.addEventListener("click", () => copyId(job, copy));
+    const log = $(".log", li);
+    log.addEventListener("toggle", () => onLogToggle(job, log));
     job.el = li;
     // Newest first.
     const mine = createdMillis(job);
@@ -754,11 +936,7 @@
   }
 
   function renderJob(job) {
-    if (state.hidden.has(job.id)) {
-      job.el?.remove();
-      job.el = null;
-      return;
-    }
+    if (state.jobs.get(job.id) !== job) return; // deleted meanwhile
     if (!job.el) mountJob(job);
     const el = job.el;
     const final = isFinal(job);
@@ -769,6 +947,7 @@
     const title = jobTitle(job);
     setText($(".job-title", el), title);
     setText($(".job-meta", el), metaText(job));
+    $(".copy-id", el).setAttribute("aria-label", `Copy the id of ${title}`);
     const badge = $(".badge", el);
     setText(badge, label);
     badge.dataset.status = label;
@@ -797,6 +976,7 @@
     renderError(job, $(".error", el));
     renderPlayer(job, $(".player", el));
     renderArtifacts(job, $(".artifacts", el));
+    renderLog(job, $(".log", el));
     renderActions(job, $(".actions", el));
   }
 
@@ -808,7 +988,7 @@
     const seconds = job.params && job.params.durationSeconds;
     if (typeof seconds === "number") parts.push(`${formatSeconds(seconds)} video`);
     if (job.createdAt) parts.push(`submitted ${formatClock(job.createdAt)}`);
-    parts.push(`#${job.id.slice(0, 8)}`);
+    if (job.retryOf) parts.push(`retry of ${job.retryOf.slice(0, 8)}`);
     return parts.join(" · ");
   }
 
@@ -886,7 +1066,7 @@
     }
     if (job.status === "Failed") return "";
     if (job.status === "Canceled") return capitalize(job.message || "Canceled.");
-    if (job.status === "Done") return "Finished. The files are ready.";
+    if (job.status === "Done") return job.artifacts.length ? "Finished. The files are ready." : "Finished.";
     if (job.cancelling) return "Cancelling…";
     return job.message ? capitalize(job.message) : "";
   }
@@ -986,11 +1166,12 @@
     list.replaceChildren(
       ...job.artifacts.map((artifact) => {
         const li = document.createElement("li");
+        // A download under the file's own name; with a token, the token rides in the
+        // query (a plain link cannot send a header), as for the <video> element.
         const a = document.createElement("a");
         a.className = "artifact";
-        a.href = artifactUrl(job, artifact.name);
-        a.target = "_blank";
-        a.rel = "noopener";
+        a.href = artifactUrl(job, artifact.name, true);
+        a.download = artifact.name;
         a.dataset.name = artifact.name;
         const name = document.createElement("span");
         name.className = "artifact-name";
@@ -999,37 +1180,10 @@
         size.className = "artifact-size";
         size.textContent = formatBytes(artifact.sizeBytes);
         a.append(fileIcon(artifact.mimeType), name, size);
-        a.addEventListener("click", (event) => openArtifact(event, a, artifact));
         li.append(a);
         return li;
       }),
     );
-  }
-
-  /** With a token, a plain link cannot authenticate: fetch the file, then open it. */
-  async function openArtifact(event, link, artifact) {
-    if (!state.token) return;
-    event.preventDefault();
-    const opened = window.open("", "_blank");
-    try {
-      const response = await fetch(link.href, {
-        headers: { Authorization: `Bearer ${state.token}` },
-        cache: "no-store",
-      });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const url = URL.createObjectURL(await response.blob());
-      if (opened) opened.location.href = url;
-      else {
-        const a = document.createElement("a");
-        a.href = url;
-        a.download = artifact.name;
-        a.click();
-      }
-      setTimeout(() => URL.revokeObjectURL(url), 60000);
-    } catch (error) {
-      opened?.close();
-      showNotice(`Could not open ${artifact.name}: ${error.message}`);
-    }
   }
 
   function fileIcon(mimeType) {
@@ -1043,21 +1197,37 @@
 
   function renderActions(job, box) {
     const live = !isFinal(job) && !job.lost;
-    let button = $("button.cancel", box);
-    if (!live) {
-      button?.remove(); // the Cancel button goes away when the job ends
-      return;
+    const retryable = (job.status === "Failed" || job.status === "Canceled") && !job.lost;
+    const title = jobTitle(job);
+    const cancel = actionButton(box, "cancel", "button danger small", live, () => cancelJob(job));
+    if (cancel) {
+      cancel.disabled = job.cancelling;
+      setText(cancel, job.cancelling ? "Cancelling…" : "Cancel");
+      cancel.setAttribute("aria-label", `${job.cancelling ? "Cancelling" : "Cancel"} ${title}`);
+    }
+    const retry = actionButton(box, "retry", "button small", retryable, () => retryJob(job));
+    if (retry) {
+      retry.disabled = job.retrying;
+      setText(retry, job.retrying ? "Retrying…" : "Retry");
+      retry.setAttribute("aria-label", `${job.retrying ? "Retrying" : "Retry"} ${title}`);
+    }
+  }
+
+  /** The card's button of class ``name``: made when ``wanted``, removed when not. */
+  function actionButton(box, name, classes, wanted, onClick) {
+    let button = $(`button.${name}`, box);
+    if (!wanted) {
+      button?.remove();
+      return null;
     }
     if (!button) {
       button = document.createElement("button");
       button.type = "button";
-      button.className = "button danger small cancel";
-      button.addEventListener("click", () => cancelJob(job));
+      button.className = `${classes} ${name}`;
+      button.addEventListener("click", onClick);
       box.append(button);
     }
-    button.disabled = job.cancelling;
-    setText(button, job.cancelling ? "Cancelling…" : "Cancel");
-    button.setAttribute("aria-label", `${job.cancelling ? "Cancelling" : "Cancel"} ${jobTitle(job)}`);
+    return button;
   }
 
   function updateChrome() {
@@ -1066,7 +1236,6 @@
     let finished = 0;
     let shown = 0;
     for (const job of state.jobs.values()) {
-      if (state.hidden.has(job.id)) continue;
       shown += 1;
       if (job.lost || isFinal(job)) finished += 1;
       else if (job.status === "Running") running += 1;
@@ -1084,17 +1253,7 @@
     if (document.title !== title) document.title = title;
   }
 
-  ui.clear.addEventListener("click", () => {
-    for (const job of state.jobs.values()) {
-      if (isFinal(job) || job.lost) {
-        state.hidden.add(job.id);
-        job.el?.remove();
-        job.el = null;
-      }
-    }
-    updateChrome();
-    announce("Finished jobs cleared from the list.");
-  });
+  ui.clear.addEventListener("click", clearFinished);
 
   ui.older.addEventListener("click", loadOlder);
 
@@ -1183,11 +1342,27 @@
     return sameDay ? time : `${date.toLocaleDateString()} ${time}`;
   }
 
+  function formatTime(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+
+  /** "238 B", "480.0 kB", "1.2 MB": decimal units (1 kB = 1000 bytes), tenths rounded half
+   * up in integers — digit for digit what the CLI writes (aura_actors.cli format_size). */
   function formatBytes(bytes) {
-    if (typeof bytes !== "number" || !Number.isFinite(bytes)) return "";
-    if (bytes < 1024) return `${bytes} B`;
-    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} kB`;
-    return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+    if (!Number.isSafeInteger(bytes) || bytes < 0) return "";
+    if (bytes < 1000) return `${bytes} B`;
+    let base = 1;
+    for (const unit of SIZE_UNITS) {
+      base *= 1000;
+      const scaled = bytes * 10 + base / 2;
+      const tenths = (scaled - (scaled % base)) / base;
+      if (tenths < 10000 || unit === SIZE_UNITS[SIZE_UNITS.length - 1]) {
+        return `${Math.floor(tenths / 10)}.${tenths % 10} ${unit}`;
+      }
+    }
+    return "";
   }
 
   // Count the ETA down between progress events, and the retry countdown.
@@ -1212,6 +1387,7 @@
     get eventSourceUrl() {
       return state.es ? state.es.url : null;
     },
+    formatBytes,
   };
 
   start();
