@@ -9,13 +9,18 @@ import trio
 import trio.testing
 from conftest import RuntimeFactory, job_events
 
+from aura_actors.pipelines import default_pipelines
 from aura_actors.runtime import (
     ANY_OWNER,
+    Commit,
     InvalidCursor,
     JobNotFound,
     JobRecord,
     JobStatus,
+    MemoryStorage,
     Runtime,
+    RuntimeConfig,
+    open_runtime,
 )
 
 
@@ -125,3 +130,38 @@ async def test_get_respects_owners(runtime: Runtime) -> None:
             await runtime.subscribe_job(job.id, owner=stranger)
         with pytest.raises(JobNotFound):
             await runtime.logs(job.id, owner=stranger)
+
+
+class _HeldStorage(MemoryStorage):
+    """Stores every commit but those made while ``held`` is set, until it is cleared."""
+
+    def __init__(self) -> None:
+        super().__init__(history_ttl=3600.0, max_history_events=100)
+        self.held = False
+        self.released = trio.Event()
+
+    async def commit(self, commit: Commit) -> None:
+        if self.held:
+            await self.released.wait()
+        await super().commit(commit)
+
+
+async def test_a_status_filter_lists_live_jobs_by_their_status_in_memory() -> None:
+    """A job already Running whose stored row still says Queued (its Running commit is
+    in flight) is listed under Running, not Queued; and again once it is stored."""
+    storage = _HeldStorage()
+    async with open_runtime(RuntimeConfig(), default_pipelines(), storage=storage) as rt:
+        waiting = {"stages": 1, "ticks": 1, "tickSeconds": 600}
+        storage.held = False
+        record = await rt.submit("synthetic", waiting)
+        storage.held = True  # the creation is stored; what follows waits
+        await trio.testing.wait_all_tasks_blocked()
+        assert (await rt.get(record.id)).status is JobStatus.RUNNING
+        stored = await storage.get(record.id)
+        assert stored is not None and stored.status is JobStatus.QUEUED
+        running = await rt.list_jobs(status=JobStatus.RUNNING)
+        assert _ids(running.jobs) == [record.id]
+        assert (await rt.list_jobs(status=JobStatus.QUEUED)).jobs == []
+        storage.held = False
+        storage.released.set()
+        await rt.cancel(record.id)

@@ -286,17 +286,17 @@ async def test_commit_then_read_back_jobs_events_and_logs(tmp_path: Path) -> Non
         assert await store.logs("n1") == []
 
         listing = await store.list_jobs(
-            owner=None, any_owner=True, status=None, before_seq=None, limit=10
+            owner=None, any_owner=True, statuses=None, before_seq=None, limit=10
         )
         assert [record.id for record in listing] == ["n1", "b1", "a1"]
         seqs = [record.seq for record in listing]
         assert seqs == sorted(seqs, reverse=True)
         older = await store.list_jobs(
-            owner=None, any_owner=True, status=None, before_seq=seqs[0], limit=10
+            owner=None, any_owner=True, statuses=None, before_seq=seqs[0], limit=10
         )
         assert [record.id for record in older] == ["b1", "a1"]
         mine = await store.list_jobs(
-            owner="alice", any_owner=False, status=None, before_seq=None, limit=10
+            owner="alice", any_owner=False, statuses=None, before_seq=None, limit=10
         )
         assert [record.id for record in mine] == ["a1"]
 
@@ -470,7 +470,7 @@ async def test_a_history_expires_after_its_ttl_and_the_record_stays(tmp_path: Pa
         assert (await _record(store, "early")).history_expired
         assert not (await _record(store, "late")).history_expired
         listed = await store.list_jobs(
-            owner=None, any_owner=True, status=None, before_seq=None, limit=10
+            owner=None, any_owner=True, statuses=None, before_seq=None, limit=10
         )
         assert {r.id: r.history_expired for r in listed} == {
             "live": False,
@@ -645,7 +645,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Pat
             await store.commit(item)
         assert await store.logs("new-job") != []
         listing = await store.list_jobs(
-            owner="alice", any_owner=False, status=None, before_seq=None, limit=10
+            owner="alice", any_owner=False, statuses=None, before_seq=None, limit=10
         )
         assert [r.id for r in listing] == ["new-job", "old-job"]
     finally:

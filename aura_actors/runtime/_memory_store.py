@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,7 @@ class MemoryStorage:
         *,
         owner: str | None,
         any_owner: bool,
-        status: JobStatus | None,
+        statuses: Collection[JobStatus] | None,
         before_seq: int | None,
         limit: int,
     ) -> list[JobRecord]:
@@ -111,7 +112,7 @@ class MemoryStorage:
             row = self._rows.get(job_id)
             if row is None or (not any_owner and row.owner != owner):
                 continue
-            if status is not None and row.data["status"] != status.value:
+            if statuses is not None and JobStatus(str(row.data["status"])) not in statuses:
                 continue
             found.append(self._record(job_id, row))
         return found

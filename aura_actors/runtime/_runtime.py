@@ -430,21 +430,33 @@ class Runtime:
             if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
                 raise InvalidCursor(cursor)
             before = int(cursor)
-        try:
-            records = await self.storage.list_jobs(
-                owner=None if isinstance(owner, _AnyOwner) else owner,
-                any_owner=isinstance(owner, _AnyOwner),
-                status=status,
-                before_seq=before,
-                limit=limit + 1,
-            )
-        except ValueError:
-            raise InvalidCursor(cursor or "") from None
-        except Exception as exc:
-            raise StorageFailing(str(exc)) from exc
-        next_cursor = str(records[limit - 1].seq) if len(records) > limit else None
-        page = [self._freshest(record) for record in records[:limit]]
-        return JobPage(page, next_cursor)
+        # A live job's stored status may lag its status in memory by one commit, so a
+        # filtered listing also reads the statuses a live job may still be stored with,
+        # and filters on the freshest status.
+        statuses = None if status is None else {status, JobStatus.QUEUED, JobStatus.RUNNING}
+        page: list[JobRecord] = []
+        while True:
+            try:
+                records = await self.storage.list_jobs(
+                    owner=None if isinstance(owner, _AnyOwner) else owner,
+                    any_owner=isinstance(owner, _AnyOwner),
+                    statuses=statuses,
+                    before_seq=before,
+                    limit=limit + 1,
+                )
+            except ValueError:
+                raise InvalidCursor(cursor or "") from None
+            except Exception as exc:
+                raise StorageFailing(str(exc)) from exc
+            for record in records:
+                fresh = self._freshest(record)
+                if status is None or fresh.status is status:
+                    page.append(fresh)
+                    if len(page) > limit:
+                        return JobPage(page[:limit], str(page[limit - 1].seq))
+            if len(records) <= limit:
+                return JobPage(page, None)
+            before = records[-1].seq
 
     def _freshest(self, record: JobRecord) -> JobRecord:
         job = self._live.get(record.id)

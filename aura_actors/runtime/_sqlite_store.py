@@ -21,7 +21,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -308,7 +308,7 @@ class SqliteStorage:
         *,
         owner: str | None,
         any_owner: bool,
-        status: JobStatus | None,
+        statuses: Collection[JobStatus] | None,
         before_seq: int | None,
         limit: int,
     ) -> list[JobRecord]:
@@ -320,9 +320,9 @@ class SqliteStorage:
         if not any_owner:
             clauses.append("owner IS ?")
             args.append(owner)
-        if status is not None:
-            clauses.append("status = ?")
-            args.append(status.value)
+        if statuses is not None:
+            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+            args.extend(sorted(status.value for status in statuses))
         query = (
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} "
             "ORDER BY seq DESC LIMIT ?"

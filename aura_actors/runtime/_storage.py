@@ -9,6 +9,7 @@ server's system of record in the data dir).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,11 +63,16 @@ class JobStorage(Protocol):
         *,
         owner: str | None,
         any_owner: bool,
-        status: JobStatus | None,
+        statuses: Collection[JobStatus] | None,
         before_seq: int | None,
         limit: int,
     ) -> list[JobRecord]:
-        """Up to ``limit`` jobs with ``seq < before_seq`` (all when ``None``), newest first."""
+        """Up to ``limit`` jobs with ``seq < before_seq`` (all when ``None``), newest first.
+
+        Only jobs stored with one of ``statuses`` (all when ``None``); only
+        ``owner``'s unless ``any_owner``. Raises :class:`ValueError` for a
+        ``before_seq`` past every job (a cursor never given).
+        """
         ...
 
     async def job_events(self, job_id: str, after: EventId | None, limit: int) -> list[Event]:
