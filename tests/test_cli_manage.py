@@ -36,7 +36,7 @@ WAITING: dict[str, Any] = {"stages": 1, "ticks": 1, "tickSeconds": 600}
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=8), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=8), data_dir=tmp_path) as server:
         yield server
 
 
@@ -203,7 +203,7 @@ async def test_logs_prints_the_jobs_log_as_text_or_json(
 
 
 async def test_logs_follow_prints_each_new_line_once_until_the_job_ends(tmp_path: Path) -> None:
-    settings = ServerSettings(max_concurrent_jobs=1)
+    settings = ServerSettings.of(max_concurrent_jobs=1)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as http,

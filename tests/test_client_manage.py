@@ -33,7 +33,7 @@ WAITING: dict[str, Any] = {"stages": 1, "ticks": 1, "tickSeconds": 600}
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings(max_concurrent_jobs=8), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=8), data_dir=tmp_path) as server:
         yield server
 
 

@@ -90,7 +90,7 @@ async def test_retry_starts_the_same_job_again_as_a_new_one(tmp_path: Path) -> N
 async def test_the_log_panel_shows_the_jobs_log_and_follows_it_while_open(
     tmp_path: Path,
 ) -> None:
-    async with run_server(ServerSettings(max_concurrent_jobs=1), data_dir=tmp_path) as server:
+    async with run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server:
 
         def scenario(page: Page) -> None:
             page.goto(server.url)
