@@ -187,9 +187,15 @@ async def _run_app(
         )
         url = binds[0] if binds else f"http://{settings.host}:{settings.port}"
         print(f"aura-actors listening on {url}", flush=True)
+        data_dir = settings.runtime.data_dir.resolve()
+        stored = runtime.job_count
+        print(f"data dir: {data_dir} ({stored} job{'s' if stored != 1 else ''} stored)", flush=True)
         if on_listening is not None:
             on_listening(url)
-        if settings.demo_jobs:
-            print(f"submitting {settings.demo_jobs} demo video jobs:", flush=True)
-            await submit_demo_jobs(runtime, settings.demo_jobs)
+        if settings.demo_jobs and runtime.job_count == 0:
+            count = settings.demo_jobs
+            print(f"submitting {count} demo video job{'s' if count != 1 else ''}:", flush=True)
+            await submit_demo_jobs(runtime, count)
             print(f"watch them: curl -N {url}/api/events  (or open {url}/)", flush=True)
+        elif settings.demo_jobs:
+            print("demo jobs: not submitted, the data dir already holds jobs", flush=True)
