@@ -129,3 +129,44 @@ def test_of_and_updated_send_each_value_to_its_part() -> None:
     assert settings.port == 8000, "a copy; the original is unchanged"
     with pytest.raises(TypeError, match="unknown setting"):
         ServerSettings.of(max_concurent_jobs=3)
+
+
+def test_an_unknown_option_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: aura-actors serve")
+    assert "aura-actors serve: error: unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("LOG_FORMAT", "xml", "must be 'auto', 'text' or 'json'"),
+        ("LOG_LEVEL", "loud", "must be 'debug', 'info'"),
+    ],
+)
+def test_log_settings_are_checked(name: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        settings_from_args(serve_args(), {f"AURA_{name}": value})
+    assert problem in str(error.value)
+
+
+def test_text_log_lines_are_readable_and_request_lines_are_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from aura_actors.web._logging import configure_logging, log_request
+
+    configure_logging("info", "text")
+    logging.getLogger("aura_actors.jobs").info("job transition", extra={"to": "Done"})
+    log_request("GET", "/api/health", 200, None)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err  # the request line is at debug: not shown at info
+    assert err[0].endswith("info    job transition  to=Done")
+    configure_logging("debug", "json")
+    log_request("GET", "/api/health", 200, None)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert '"msg": "request"' in line and '"path": "/api/health"' in line

@@ -24,7 +24,9 @@ async def test_one_json_line_per_request_and_transition_and_no_token_anywhere(
 ) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {ALICE: "alice", BOB: "bob"})
     async with (
-        server_process(tmp_path / "data", ["--auth-tokens", str(tokens)]) as server,
+        server_process(
+            tmp_path / "data", ["--auth-tokens", str(tokens), "--log-level", "debug"]
+        ) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,
     ):
         bearer = {"Authorization": f"Bearer {ALICE}"}

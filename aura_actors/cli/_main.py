@@ -71,6 +71,8 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         )
         if commands is None or command.name in commands:
             _load(command.configure)(sub)
+        # An unknown option of a command is reported with that command's usage.
+        sub.set_defaults(command_parser=sub)
     return parser
 
 
@@ -85,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The top level has no options taking a value: the first word is the command.
     command = next((word for word in arguments if not word.startswith("-")), None)
     parser = build_parser({command} if command is not None else ())
-    args = parser.parse_args(arguments)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handler: Handler = args.handler
     return handler(args)

@@ -43,7 +43,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"aura-actors: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_format)
     try:
         trio.run(serve, settings)
     except TokenFileError as exc:

@@ -32,15 +32,38 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send ``aura_actors`` logs to stderr as JSON lines.
+class TextLineFormatter(logging.Formatter):
+    """A readable line for a person at a terminal: time, level, message, then the fields."""
 
-    Quart logs an unhandled exception in a route on the app's logger, named
-    after its module (``aura_actors.web._app``), so that too is one JSON line
-    (with the path, never the query).
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        fields = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
+        )
+        line = f"{moment} {record.levelname.lower():7} {record.getMessage()}"
+        if fields:
+            line = f"{line}  {fields}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+def configure_logging(level: int | str = logging.INFO, log_format: str = "json") -> None:
+    """Send ``aura_actors`` logs to stderr: JSON lines, or readable text lines.
+
+    ``log_format`` is ``json``, ``text``, or ``auto`` (text when stderr is a
+    terminal). Quart logs an unhandled exception in a route on the app's
+    logger, named after its module (``aura_actors.web._app``), so that too is
+    one line (with the path, never the query).
     """
+    if isinstance(level, str):
+        level = logging.getLevelNamesMapping()[level.upper()]
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLineFormatter())
+    handler.setFormatter(TextLineFormatter() if log_format == "text" else JsonLineFormatter())
     logger = logging.getLogger("aura_actors")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
@@ -67,4 +90,4 @@ def log_request(
     fields: dict[str, Any] = {"method": method, "path": path, "status": status, **extra}
     if started is not None:
         fields["ms"] = round((time.perf_counter() - started) * 1000, 2)
-    request_logger.info(message, extra=fields)
+    request_logger.debug(message, extra=fields)

@@ -80,6 +80,21 @@ class ServerSettings:
             "objects less often (cheaper delivery under load)"
         ),
     )
+    log_format: str = field(
+        default="auto",
+        metadata=about(
+            "'text': readable lines; 'json': one JSON object per line; "
+            "'auto': text on a terminal, JSON otherwise",
+            metavar="auto|text|json",
+        ),
+    )
+    log_level: str = field(
+        default="info",
+        metadata=about(
+            "least important log lines shown; each request's line is at 'debug'",
+            metavar="debug|info|warning|error",
+        ),
+    )
     demo_jobs: int = field(
         default=0, metadata=about("video jobs submitted at start, to see something move", ge=0)
     )
@@ -88,6 +103,10 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.log_format not in ("auto", "text", "json"):
+            raise ValueError("log_format must be 'auto', 'text' or 'json'")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError("log_level must be 'debug', 'info', 'warning' or 'error'")
 
     @classmethod
     def of(cls, **values: Any) -> ServerSettings:
