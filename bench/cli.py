@@ -64,7 +64,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
     from dataclasses import replace
 
     from bench.http import scenarios as http
-    from bench.inproc import broadcast, cancel, durability, fanout, spawn, video
+    from bench.inproc import broadcast, cancel, durability, fanout, spawn, startup, video
 
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     http_plan = replace(plan.http, servers=servers, pin=not args.no_pin)
@@ -79,6 +79,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
         "durability": lambda r: durability.run(r, plan.durability_jobs, plan.durability_delivery),
         "cancel": lambda r: cancel.run(r, plan.cancel_counts),
         "video": lambda r: video.run(r, plan.video_renders),
+        "startup": lambda r: startup.run(r, plan.startup_repeats),
         "http": lambda r: http.run(r, http_plan),
     }
 

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 from bench.http.scenarios import HttpPlan, LatencyRun
 
-SCENARIOS = ("spawn", "fanout", "broadcaster", "durability", "cancel", "video", "http")
+SCENARIOS = (
+    "spawn",
+    "fanout",
+    "broadcaster",
+    "durability",
+    "cancel",
+    "video",
+    "startup",
+    "http",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,8 @@ class Plan:
     durability_jobs: int = 500
     #: ``(jobs, ticks, subscribers)`` of its delivery measure.
     durability_delivery: tuple[int, int, int] = (4, 500, 2)
+    #: How often each command's start is timed.
+    startup_repeats: int = 3
 
 
 def make_plan(mode: str) -> Plan:

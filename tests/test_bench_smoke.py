@@ -1,6 +1,6 @@
 """Smoke test of the benchmark harness: the in-process scenarios produce numbers.
 
-Runs ``python -m bench --smoke --only spawn,fanout,broadcaster,cancel,video`` (tiny sizes, a few
+Runs ``python -m bench --smoke --only <the in-process scenarios>`` (tiny sizes, a few
 seconds) in a child process with a time limit, so a hang fails with the
 harness's progress lines instead of blocking the suite, and checks the results
 file: every measure has a finite value, and the raw curves are there. It never
@@ -29,7 +29,7 @@ HARNESS_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     results_dir = tmp_path_factory.mktemp("bench-results")
-    argv = ["--smoke", "--only", "spawn,fanout,broadcaster,cancel,video"]
+    argv = ["--smoke", "--only", "spawn,fanout,broadcaster,durability,cancel,video,startup"]
     argv += ["--results-dir", str(results_dir)]
     command = [sys.executable, "-m", "bench", *argv, "--no-plots"]
     try:
@@ -58,6 +58,10 @@ def test_every_measure_has_a_number(smoke_results: dict[str, object]) -> None:
     assert ("broadcaster", "CPU per event") in names
     assert ("cancel", "cancel p99") in names
     assert ("video", "render time") in names
+    assert ("durability", "submissions/s") in names
+    assert ("durability", "delivered events/s") in names
+    assert ("durability", "RSS growth after N finished jobs") in names
+    assert ("startup", "aura-actors --version") in names
     for measure in measures:
         assert math.isfinite(measure["value"]), measure
         assert measure["reference"] is not None and math.isfinite(measure["reference"]), measure
