@@ -19,9 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..runtime import RuntimeConfig
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: The metadata key of a field's :class:`Setting`.
 SETTING = "aura_setting"
@@ -63,9 +66,9 @@ def about(help: str, **options: Any) -> dict[str, Setting]:
     return {SETTING: Setting(help, **options)}
 
 
-def check_ranges(settings: object) -> None:
+def check_ranges(settings: DataclassInstance) -> None:
     """Raise :class:`ValueError` naming the first field of ``settings`` out of its range."""
-    for item in fields(settings):  # type: ignore[arg-type]
+    for item in fields(settings):
         spec = item.metadata.get(SETTING)
         problem = spec.problem(getattr(settings, item.name)) if spec is not None else None
         if problem is not None:
