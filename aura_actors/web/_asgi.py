@@ -32,14 +32,14 @@ classes add, between Hypercorn and Quart-Trio:
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
 from quart.typing import ResponseTypes
-from quart.utils import encode_headers
-from quart.wrappers import Request
+from quart.wrappers.request import Body
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection, TrioASGIWebsocketConnection
 
@@ -68,48 +68,71 @@ def whole_sends(send: ASGISendCallable) -> ASGISendCallable:
 
 
 class HttpConnection(TrioASGIHTTPConnection):
-    """One HTTP request: Quart-Trio's handling, plus fixes 1 to 3."""
+    """One HTTP request: Quart-Trio's handling, plus fixes 1 to 3.
+
+    Every open SSE stream is one of these for as long as it lasts, so it is
+    kept lean: the request is handled in the connection's own task (Quart-Trio
+    starts a second one), the request and response objects are let go once
+    the stream's headers are out, and the body's end is a flag (an event only
+    when a response has to wait for it).
+    """
 
     def __init__(self, app: Any, scope: Any) -> None:
         super().__init__(app, scope)
-        self._body_done = trio.Event()
         self._body_bytes = 0
+        self._body_ended = False
+        self._body_waiter: trio.Event | None = None
+
+    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        request = self._create_request_from_scope(send)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.handle_messages, nursery, request.body, receive)
+            # No response timeout (the app's RESPONSE_TIMEOUT is None): a stream lasts.
+            respond = self._send_response(send, await self.app.handle_request(request))
+            del request
+            await respond
+            nursery.cancel_scope.cancel()
 
     async def handle_messages(  # type: ignore[override]
-        self, nursery: trio.Nursery, request: Request, receive: ASGIReceiveCallable
+        self, nursery: trio.Nursery, body: Body | None, receive: ASGIReceiveCallable
     ) -> None:
-        async def tracked_receive() -> ASGIReceiveEvent:
+        """Quart's: the request's body as it comes, until a disconnect ends the request."""
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                self._body_bytes += len(message.get("body", b""))
-                if not message.get("more_body", False) or self._body_bytes > LINGER_BYTES:
-                    self._body_done.set()
+            if message["type"] == "http.request" and body is not None:
+                chunk = message.get("body", b"")
+                body.append(chunk)
+                self._body_bytes += len(chunk)
+                if not message.get("more_body", False):
+                    body.set_complete()
+                    body = None
+                    self._end_body()
+                elif self._body_bytes > LINGER_BYTES:
+                    self._end_body()
             elif message["type"] == "http.disconnect":
-                self._body_done.set()
-            return message
+                self._end_body()
+                break
+        nursery.cancel_scope.cancel()
 
-        await super().handle_messages(nursery, request, tracked_receive)
+    def _end_body(self) -> None:
+        self._body_ended = True
+        if self._body_waiter is not None:
+            self._body_waiter.set()
 
     async def _send_response(self, send: ASGISendCallable, response: ResponseTypes) -> None:
-        if not self._body_done.is_set():
+        if not self._body_ended:
+            self._body_waiter = trio.Event()
             with trio.move_on_after(LINGER_SECONDS):
-                await self._body_done.wait()
-        body = getattr(response, "response", None)
-        if isinstance(body, EventStream):
-            await self._send_event_stream(send, response, body)
-        else:
+                await self._body_waiter.wait()
+        stream = getattr(response, "response", None)
+        if not isinstance(stream, EventStream):
             await super()._send_response(whole_sends(send), response)
-
-    async def _send_event_stream(
-        self, send: ASGISendCallable, response: ResponseTypes, stream: EventStream
-    ) -> None:
-        start = {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": encode_headers(response.headers),
-        }
+            return
+        start = _start(response)
+        del response
         with trio.CancelScope(shield=True):
-            await send(start)  # type: ignore[arg-type]
+            await send(start)
+        del start
         if self.scope["method"] != "HEAD":
             try:
                 await stream.write_to(send)  # type: ignore[arg-type]
@@ -120,6 +143,17 @@ class HttpConnection(TrioASGIHTTPConnection):
         # The end of the response closes (or recycles) the connection: never half-way.
         with trio.CancelScope(shield=True):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _start(response: ResponseTypes) -> Any:
+    """``http.response.start``; header lines shared between streams (Hypercorn keeps them)."""
+    headers = [_header(name, value) for name, value in response.headers.items()]
+    return {"type": "http.response.start", "status": response.status_code, "headers": headers}
+
+
+@functools.lru_cache(maxsize=256)
+def _header(name: str, value: str) -> tuple[bytes, bytes]:
+    return name.lower().encode(), value.encode()
 
 
 class WebsocketConnection(TrioASGIWebsocketConnection):

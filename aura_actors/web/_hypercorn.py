@@ -161,11 +161,13 @@ class Connections:
     def __len__(self) -> int:
         return len(self._streams)
 
-    async def serve(self, stream: trio.SocketStream, connection: TCPServer) -> None:
-        """Run ``connection`` (on ``stream``) to its end, known meanwhile."""
+    async def serve(
+        self, connection: Callable[[trio.SocketStream], TCPServer], stream: trio.SocketStream
+    ) -> None:
+        """Run the connection made for ``stream`` to its end, known meanwhile."""
         self._streams.add(stream)
         try:
-            await connection.run()
+            await connection(stream).run()
         finally:
             self._streams.discard(stream)
 
@@ -230,10 +232,9 @@ async def serve_app(
     context = WorkerContext(None)
     state = ConnectionState(lifespan_state.copy())
 
-    async def handle(stream: trio.SocketStream) -> None:
-        # Hypercorn annotates the stream as TLS, and takes a plain one as well.
-        connection = _Connection(wrapped, config, context, state, stream)  # type: ignore[arg-type]
-        await connections.serve(stream, connection)
+    # Hypercorn annotates the stream as TLS, and takes a plain one as well.
+    connection = partial(_Connection, wrapped, config, context, state)
+    handle = partial(connections.serve, connection)
 
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
