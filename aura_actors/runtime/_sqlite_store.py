@@ -251,9 +251,9 @@ class SqliteStorage:
             )
             self._event_counts[job_id] += 1
         if replaced:
-            _execute_in_chunks(
-                connection, "DELETE FROM events WHERE (millis, counter) IN ({})", "(?, ?)", replaced
-            )
+            # At most one per job and commit (the rest were replaced within the batch).
+            # One statement per row, by primary key: a row-value IN list would scan.
+            connection.executemany("DELETE FROM events WHERE millis = ? AND counter = ?", replaced)
         _execute_in_chunks(
             connection, "INSERT INTO events VALUES {}", "(?, ?, ?, ?, ?, ?)", list(rows.values())
         )

@@ -5,9 +5,13 @@ Three measures, each run on both storages in the same process run:
 - **submissions/s**: ``N`` jobs submitted by 50 concurrent callers; with
   SQLite each ``submit`` returns only once its job row is committed (what a
   202 waits for). Quick one-tick jobs, so the runners keep up.
-- **delivered events/s** and **CPU per event**: ``J`` jobs of many ticks
-  (``tickSeconds`` 0) followed by ``S`` subscribers each; with SQLite every
-  event is committed before any subscriber sees it (group commit per batch).
+- **events/s** and **CPU per event**: ``J`` jobs of many ticks (``tickSeconds``
+  0) followed by ``S`` subscribers each, timed until every job has ended and
+  every subscriber has read its last event; events/s counts what the jobs
+  emitted. With SQLite every event is committed before any subscriber sees
+  it (group commit per batch), so subscribers get larger batches, in which
+  newer progress supersedes older: they are sent fewer intermediate
+  ``step-progress`` events (the raw results keep the count delivered).
 - **RSS after N finished jobs** (SQLite only): resident memory after ``N``
   jobs have run and ended, beside the same process before them. Finished jobs
   leave memory once stored, so this stays flat as ``N`` grows.
@@ -76,8 +80,10 @@ async def submissions(persist: bool, count: int, fsync: FsyncMode = "normal") ->
     return count / seconds
 
 
-async def delivery(persist: bool, jobs: int, ticks: int, subscribers: int) -> tuple[float, float]:
-    """(delivered events/s, CPU µs per emitted event) for ``jobs`` jobs of ``ticks`` ticks."""
+async def delivery(
+    persist: bool, jobs: int, ticks: int, subscribers: int
+) -> tuple[float, float, int]:
+    """(emitted events/s, CPU µs per emitted event, events delivered) of ``jobs`` jobs."""
     params = {"stages": 1, "ticks": ticks, "tickSeconds": 0}
     delivered = 0
     with tempfile.TemporaryDirectory(prefix="aura-bench-durability-") as folder:
@@ -99,7 +105,7 @@ async def delivery(persist: bool, jobs: int, ticks: int, subscribers: int) -> tu
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu
     emitted = jobs * (ticks + 6)
-    return delivered / elapsed, cpu / emitted * 1e6
+    return emitted / elapsed, cpu / emitted * 1e6, delivered
 
 
 def _rss_mib() -> float:
@@ -152,8 +158,8 @@ def run(results: RunResults, submit_count: int, delivery_shape: tuple[int, int, 
         )
     raw["submissions_memory"] = memory_rate
     jobs, ticks, subscribers = delivery_shape
-    mem_rate, mem_cpu = trio.run(delivery, False, jobs, ticks, subscribers)
-    sql_rate, sql_cpu = trio.run(delivery, True, jobs, ticks, subscribers)
+    mem_rate, mem_cpu, mem_delivered = trio.run(delivery, False, jobs, ticks, subscribers)
+    sql_rate, sql_cpu, sql_delivered = trio.run(delivery, True, jobs, ticks, subscribers)
     say(
         f"durability: {jobs} jobs x {ticks} ticks x {subscribers} subscribers: SQLite "
         f"{sql_rate:,.0f} events/s ({sql_cpu:.1f} µs CPU/event), memory {mem_rate:,.0f}/s "
@@ -163,7 +169,7 @@ def run(results: RunResults, submit_count: int, delivery_shape: tuple[int, int, 
     results.add(
         Measure(
             scenario,
-            "delivered events/s",
+            "events/s",
             "events/s",
             sql_rate,
             mem_rate,
@@ -189,7 +195,18 @@ def run(results: RunResults, submit_count: int, delivery_shape: tuple[int, int, 
         )
     )
     raw.update(
-        delivery={"memory": [mem_rate, mem_cpu], "sqlite": [sql_rate, sql_cpu]},
+        delivery={
+            "memory": {
+                "events_per_second": mem_rate,
+                "cpu_us": mem_cpu,
+                "delivered": mem_delivered,
+            },
+            "sqlite": {
+                "events_per_second": sql_rate,
+                "cpu_us": sql_cpu,
+                "delivered": sql_delivered,
+            },
+        },
         rss_mib={"n": grown, "n_over_10": early},
     )
     results.scenarios["durability"] = raw
