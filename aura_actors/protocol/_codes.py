@@ -40,6 +40,7 @@ class ErrorCode(enum.StrEnum):
     SHUTTING_DOWN = "shutting_down"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     UNAVAILABLE = "unavailable"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     INTERNAL_ERROR = "internal_error"
     HTTP_ERROR = "http_error"
     REFUSED = "refused"
