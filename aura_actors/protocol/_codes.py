@@ -24,6 +24,8 @@ class ErrorCode(enum.StrEnum):
     INVALID_LAST_EVENT_ID = "invalid_last_event_id"
     INVALID_HOST = "invalid_host"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN_ORIGIN = "forbidden_origin"

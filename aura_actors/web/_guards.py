@@ -37,6 +37,12 @@ _LOOPBACK_NAMES = frozenset({"localhost"})
 #: The routes whose ``POST`` needs a body; on the others a ``POST`` may come without one.
 _BODY_REQUIRED = frozenset({"/api/jobs"})
 
+#: A request target (path and query) or all header lines together above this are refused
+#: (414, 431). Hypercorn's own limit is 16 KiB for a head that arrives in pieces but up
+#: to 64 KiB for one that arrives at once; this makes it 16 KiB either way.
+MAX_TARGET_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -88,6 +94,7 @@ class RequestGuards:
 
     def check(self, connection: Request | Websocket, method: str) -> None:
         """Raise the :class:`ApiError` ``connection`` deserves, if any."""
+        check_head_size(connection)
         if not self.host_allowed(connection.headers.get("Host")):
             raise ApiError(
                 400,
@@ -105,6 +112,15 @@ class RequestGuards:
                 )
         if method == "POST" and isinstance(connection, Request):
             check_json_body(connection)
+
+
+def check_head_size(connection: Request | Websocket) -> None:
+    """414 for a request target over 16 KiB, 431 for header lines over 16 KiB in all."""
+    scope = connection.scope
+    if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_TARGET_BYTES:
+        raise ApiError(414, ErrorCode.URI_TOO_LONG, "the request target is longer than 16 KiB")
+    if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        raise ApiError(431, ErrorCode.HEADERS_TOO_LARGE, "the request headers exceed 16 KiB")
 
 
 def check_json_body(req: Request) -> None:
@@ -134,6 +150,7 @@ def install_guards(app: Quart, guards: RequestGuards) -> None:
     async def _guard_request() -> None:
         # Host first, for every request; the rest for routes that exist (else 404 or 405).
         if request.method == "OPTIONS" or request.url_rule is None or request.routing_exception:
+            check_head_size(request)
             if not guards.host_allowed(request.headers.get("Host")):
                 guards.check(request, "OPTIONS")
             return
