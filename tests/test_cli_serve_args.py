@@ -11,6 +11,7 @@ import pytest
 from aura_actors.cli import build_parser, main
 from aura_actors.runtime import RuntimeConfig
 from aura_actors.web import ServerSettings, SettingsError, add_arguments, settings_from_args
+from aura_actors.web._settings import SETTING
 
 
 def serve_args(*argv: str) -> argparse.Namespace:
@@ -99,7 +100,7 @@ def test_every_setting_is_a_flag_with_its_default_and_variable_in_the_help() -> 
     for item in dataclasses.fields(ServerSettings):
         if item.name == "runtime":
             continue
-        name = "cors_origin" if item.name == "cors_origins" else item.name
+        name = item.metadata[SETTING].name or item.name  # cors_origins: --cors-origin
         assert f"--{name.replace('_', '-')}" in text
         assert f"env AURA_{name.upper()}" in text
         default = getattr(defaults, item.name)

@@ -338,7 +338,9 @@ async def test_create_rejects_bad_bodies(
 async def test_bad_input_leaves_the_server_healthy(client: httpx.AsyncClient) -> None:
     with trio.fail_after(15):
         for body in (b"{", b"[]", b'{"pipeline": "nope"}', b"x" * (MIB + 1)):
-            response = await client.post("/api/jobs", content=body)
+            response = await client.post(
+                "/api/jobs", content=body, headers={"Content-Type": "application/json"}
+            )
             assert response.status_code in {400, 413, 422}
         assert_error(await client.get("/api/jobs/%00%ff"), 404)
         assert_error(await client.get("/api/jobs/" + "x" * 4000), 404)
@@ -346,6 +348,7 @@ async def test_bad_input_leaves_the_server_healthy(client: httpx.AsyncClient) ->
 
 
 async def test_body_over_one_mebibyte_is_413(client: httpx.AsyncClient) -> None:
+    client.headers["Content-Type"] = "application/json"
     with trio.fail_after(15):
         # Exactly 1 MiB is read (and refused for its content); one byte more is 413.
         padding = MIB - len(b'{"pipeline": "synthetic", "pad": ""}')
@@ -519,7 +522,10 @@ async def test_an_answer_before_the_whole_body_never_wedges_the_connection(
     the next request on the same connection is answered (it used to hang forever)."""
     host, port = server.url.removeprefix("http://").split(":")
     stream = await trio.open_tcp_stream(host, int(port))
-    head = f"POST {target} HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode()
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
     received = bytearray()
     closed = False
 
@@ -556,7 +562,7 @@ async def test_an_answer_before_the_whole_body_never_wedges_the_connection(
         assert first is not None, "reset before the answer could be read"
         assert first.split(b" ", 2)[1] in {b"404", b"413"}
         assert not closed, "the connection was closed while the body was being sent"
-        await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+        await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         second = await read_response()
         assert second is not None and second.startswith(b"HTTP/1.1 200"), second
     await stream.aclose()

@@ -27,6 +27,10 @@ class ParamsModel(pydantic.BaseModel):
     )
 
 
+#: Problems an ``InvalidJobRequest`` lists at most (a huge params object must not
+#: make a huge answer).
+MAX_PROBLEMS = 20
+
 ModelT = TypeVar("ModelT", bound=ParamsModel)
 
 
@@ -44,9 +48,11 @@ def validate_params(model: type[ModelT], pipeline: str, params: Mapping[str, Any
                 "field": ".".join(["params", *(str(part) for part in error["loc"])]),
                 "message": error["msg"],
             }
-            for error in exc.errors()
+            for error in exc.errors()[:MAX_PROBLEMS]
         ]
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        if exc.error_count() > 5:
+            summary += f"; and {exc.error_count() - 5} more"
         raise InvalidJobRequest(
             f"invalid params for pipeline {pipeline}: {summary}", errors
         ) from None

@@ -93,13 +93,21 @@ class JobSnapshot(WireModel):
         return self.status.is_terminal
 
 
+#: Keys of a job's ``params`` at most (a pipeline takes a handful; more is abuse).
+MAX_PARAMS = 100
+
+
 class CreateJobRequest(WireModel):
     """``POST /api/jobs`` body: a registered pipeline and its params (checked by the pipeline)."""
 
     model_config = ConfigDict(extra="forbid")
 
     pipeline: str = Field(min_length=1, description="A registered pipeline, e.g. `video`.")
-    params: dict[str, Any] = Field(default_factory=dict, description="The pipeline's params.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=MAX_PARAMS,
+        description=f"The pipeline's params (at most {MAX_PARAMS}).",
+    )
 
 
 class JobList(WireModel):

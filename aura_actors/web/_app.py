@@ -15,6 +15,7 @@ from ._auth import Authenticator
 from ._context import ServerContext
 from ._cors import install_cors
 from ._errors import install_error_handlers
+from ._guards import RequestGuards, install_guards
 from ._logging import log_request
 from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ._metrics import ServerMetrics
@@ -67,6 +68,7 @@ def create_app(
     install_error_handlers(app)
     # First: its clock starts before the CORS preflight answers, its line is written last.
     _install_request_log(app)
+    install_guards(app, RequestGuards(settings.host, settings.allowed_hosts, settings.cors_origins))
     install_cors(app, settings.cors_origins)
     _install_no_content_headers(app)
     register_rest_routes(app, context)

@@ -63,11 +63,18 @@ _HTTP_CODES = {
 }
 
 
+#: Problems an error body lists at most, and how many its message names.
+MAX_PROBLEMS = 20
+SUMMARY_PROBLEMS = 5
+
+
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> Response:
     """The contract's error body (:class:`~aura_actors.protocol.ErrorBody`) with ``status``."""
-    problems = [FieldProblem.model_validate(item) for item in details] if details else None
+    problems = (
+        [FieldProblem.model_validate(item) for item in details[:MAX_PROBLEMS]] if details else None
+    )
     body = ErrorBody(error=ErrorInfo(code=code, message=message, details=problems))
     response = Response(dump_json_bytes(body), status=status, content_type="application/json")
     if status == 401:
@@ -85,14 +92,17 @@ def parse_model(model: type[Model], data: object, what: str) -> Model:
     except ValidationError as error:
         problems = [
             {"field": ".".join(str(part) for part in item["loc"]) or what, "message": _said(item)}
-            for item in error.errors(include_url=False)
+            for item in error.errors(include_url=False)[:MAX_PROBLEMS]
         ]
         summary = "; ".join(
             problem["message"]
             if problem["field"] == what
             else f"{problem['field']}: {problem['message']}"
-            for problem in problems
+            for problem in problems[:SUMMARY_PROBLEMS]
         )
+        more = error.error_count() - SUMMARY_PROBLEMS
+        if more > 0:
+            summary += f"; and {more} more"
         raise ApiError(422, "validation_error", f"invalid {what}: {summary}", problems) from None
 
 

@@ -18,6 +18,7 @@ from ..pipelines import default_pipelines
 from ..runtime import Runtime, StorageUnavailable, open_runtime
 from ._app import create_app
 from ._auth import load_tokens
+from ._budget import ConnectionBudget, default_max_connections
 from ._hypercorn import check_version, serve_app
 from ._metrics import ServerMetrics
 from ._settings import ServerSettings
@@ -32,6 +33,9 @@ DEMO_TOPICS = (
     "Building a sundial",
 )
 
+
+#: A WebSocket client frame (message) above this closes the connection with 1009.
+MAX_WEBSOCKET_MESSAGE = 64 * 1024
 
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
@@ -69,7 +73,11 @@ def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
     config.errorlog = None
     config.graceful_timeout = settings.graceful_timeout
     config.websocket_ping_interval = settings.websocket_ping_interval
-    config.keep_alive_timeout = 75
+    # Hypercorn's idle timeout runs from a connection's start (or its last answer)
+    # until a request head is complete: the header timeout and the keep-alive one.
+    config.keep_alive_timeout = settings.header_timeout
+    # Checked as each frame arrives: a bigger frame is never buffered whole (close 1009).
+    config.websocket_max_message_size = MAX_WEBSOCKET_MESSAGE
     return config
 
 
@@ -181,9 +189,16 @@ async def _run_app(
     on_listening: Callable[[str], None] | None,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger`` returns; say where once listening."""
+    limit = settings.max_connections or default_max_connections()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            partial(serve_app, app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
+            partial(
+                serve_app,
+                app,
+                hypercorn_config(settings),
+                shutdown_trigger=shutdown_trigger,
+                connections=ConnectionBudget(limit),
+            )
         )
         url = binds[0] if binds else f"http://{settings.host}:{settings.port}"
         print(f"aura-actors listening on {url}", flush=True)

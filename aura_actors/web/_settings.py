@@ -95,6 +95,32 @@ class ServerSettings:
             metavar="debug|info|warning|error",
         ),
     )
+    allowed_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "a Host name the server answers besides loopback ones when bound to loopback "
+            "(repeatable; DNS-rebinding defence; the variable takes a comma list)",
+            name="allowed_host",
+            metavar="NAME",
+        ),
+    )
+    max_connections: int | None = field(
+        default=None,
+        metadata=about(
+            "open connections at most; more are answered 503 and closed "
+            "(none: three quarters of the open-file limit)",
+            ge=1,
+        ),
+    )
+    header_timeout: float = field(
+        default=5.0,
+        metadata=about(
+            "seconds a connection may take to send a whole request head, and may stay "
+            "idle between requests, before it is closed (slowloris defence)",
+            gt=0,
+            metavar="SECONDS",
+        ),
+    )
     demo_jobs: int = field(
         default=0, metadata=about("video jobs submitted at start, to see something move", ge=0)
     )

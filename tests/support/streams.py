@@ -230,7 +230,7 @@ class RawHttp:
         headers: Sequence[tuple[str, str]] = (),
         body: bytes | None = None,
     ) -> None:
-        all_headers = [("Host", "test"), *headers]
+        all_headers = [("Host", "localhost"), *headers]
         if body is not None:
             all_headers.append(("Content-Length", str(len(body))))
         data = self.conn.send(h11.Request(method=method, target=target, headers=all_headers))
