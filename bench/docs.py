@@ -139,6 +139,7 @@ def render(data: JsonDict, plot_dir: str) -> str:
             ("latency_cdf.png", "Delivery latency CDF (SSE, WebSocket)"),
             ("memory_per_job.png", "Memory per job vs job count"),
             ("fanout.png", "Delivered events/s vs subscribers"),
+            ("capacity.png", "Capacity: delivered events/s and p99 vs offered load"),
         )
     )
     return (

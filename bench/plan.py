@@ -1,12 +1,22 @@
-"""What each mode runs: ``--smoke`` (tests), ``--quick`` (CI, < 60 s), full (< 10 min)."""
+"""What each mode runs: ``--smoke`` (tests), ``--quick`` (CI, about 2 min), full (< 10 min)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bench.http.capacity import CapacityPlan
 from bench.http.scenarios import HttpPlan, LatencyRun
 
-SCENARIOS = ("spawn", "fanout", "broadcaster", "durability", "cancel", "video", "http")
+SCENARIOS = (
+    "spawn",
+    "fanout",
+    "broadcaster",
+    "durability",
+    "cancel",
+    "video",
+    "http",
+    "capacity",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,10 @@ class Plan:
     durability_jobs: int = 500
     #: ``(jobs, ticks, subscribers)`` of its delivery measure.
     durability_delivery: tuple[int, int, int] = (4, 500, 2)
+    #: The offered-load steps of the capacity scenario (SSE and WebSocket, both servers).
+    capacity: CapacityPlan = field(
+        default_factory=lambda: CapacityPlan(5, (10, 20), repeats=3, window=0.5, warmup=0.2)
+    )
 
 
 def make_plan(mode: str) -> Plan:
@@ -76,6 +90,7 @@ def make_plan(mode: str) -> Plan:
             broadcaster_deliveries=20_000,
             durability_jobs=2_000,
             durability_delivery=(10, 2_000, 10),
+            capacity=CapacityPlan(20, (100, 400), repeats=3, window=0.7, warmup=0.3),
         )
     return Plan(
         mode,
@@ -100,4 +115,5 @@ def make_plan(mode: str) -> Plan:
         broadcaster_deliveries=200_000,
         durability_jobs=20_000,
         durability_delivery=(100, 2_000, 10),
+        capacity=CapacityPlan(100, (250, 500, 1000, 1500, 2000, 3000), repeats=3, window=2.0),
     )
