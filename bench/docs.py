@@ -64,6 +64,27 @@ NOTES = """\
   history is excluded). Server CPU and RSS come from `/proc/<pid>`. The idle-connection
   RSS is measured on a fresh server process. Cancel over HTTP: `POST .../cancel` →
   `job-cancelled` parsed on the job's stream, one job at a time.
+- **What aura-actors does per event that the peer does not.** The server stores
+  every event in SQLite (WAL, `synchronous=NORMAL`, one writer thread, a batch per
+  commit) before any subscriber sees it, so every delivered event, and every
+  `job-cancelled`, was committed first: the broadcaster actor stamps the id, commits
+  the batch in a worker thread, then fans it out. The peer keeps nothing (events
+  live in its per-subscriber queues only). Its CPU per event includes that commit.
+- **Capacity.** For SSE and WebSocket the offered load rises step by step: a fixed
+  number of synthetic jobs ticking every 0.1 s, and more clients at each step
+  (client *i* follows job *i* mod jobs), so the offered load is clients / 0.1 s
+  events/s. Both servers are started once, pinned to the same core, and measured
+  one after the other at each step (the order alternates between steps), each with
+  3 measuring windows on one set of connections: median and min–max of the
+  windows' p99, delivered events/s and server CPU. The capacity is the highest
+  median delivered events/s among the steps with median p99 ≤ 50 ms that delivered
+  ≥ 90 % of the offered load; the server runs on one core, so it is per core (a
+  lower bound when the highest step still passes). CPU per delivered event is the
+  server's CPU time (`/proc`, 10 ms ticks) over all the step's windows divided by
+  the events delivered. The calibration row times a fixed pure-Python loop of
+  10⁶ steps on the server's core before and after the scenario: a slower machine
+  or a busier day shows there, so runs of different days can be compared
+  (ratios between the two servers need no calibration: they share the run).
 - **SSE vs WebSocket.** Rows named `http latency SSE ...` follow `GET .../events`;
   rows named `http latency WebSocket ...` run the same scenario over
   `GET /api/jobs/{id}/ws` (one text frame `{"id","event","data"}` per event, the same

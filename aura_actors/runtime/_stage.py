@@ -117,7 +117,7 @@ class StageContext:
     """What a running stage sees: its params, and how it reports back to its job.
 
     Reports travel over the job's memory channel to the job actor, which
-    turns them into events. Every ``async`` method here is a checkpoint, so a
+    turns them into events. Every ``async`` method here is a cancel point, so a
     cancelled job stops at the stage's next report.
     """
 
@@ -173,12 +173,21 @@ class StageContext:
         current_item: int | None = None,
         total_items: int | None = None,
     ) -> None:
-        """Report this stage at ``fraction`` (0–1) done. A checkpoint."""
+        """Report this stage at ``fraction`` (0–1) done.
+
+        A cancel point (a cancelled job's stage stops here); it yields to the
+        scheduler only when the job's mailbox is full, so a report costs no
+        task switch of its own: the job actor turns it into an event the next
+        time the stage waits (its ``sleep``, its I/O, or this full mailbox).
+        """
         if self._watch is not None:
             self._watch.touch()
-        await self._mailbox.send(
-            Progress(self.stage_index, fraction, message, current_item, total_items)
-        )
+        report = Progress(self.stage_index, fraction, message, current_item, total_items)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._mailbox.send_nowait(report)
+        except trio.WouldBlock:
+            await self._mailbox.send(report)
 
     async def warn(self, message: str) -> None:
         """Emit a non-fatal ``warning`` event (and log it). A checkpoint."""
