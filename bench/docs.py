@@ -142,6 +142,51 @@ def _targets(data: JsonDict) -> str:
     return "## Targets\n\n" + "\n".join(lines) + "\n"
 
 
+def _spread(summary: JsonDict, digits: int = 0) -> str:
+    return (
+        f"{summary['median']:,.{digits}f} [{summary['min']:,.{digits}f}–"
+        f"{summary['max']:,.{digits}f}]"
+    )
+
+
+def _capacity(data: JsonDict) -> str:
+    """The capacity curves as tables: one row per step and server, median [min–max]."""
+    capacity = data.get("scenarios", {}).get("capacity")
+    if not capacity:
+        return ""
+    calib = capacity.get("calibration_ms", {})
+    lines = [
+        "## Capacity (per server core)\n",
+        f"CPU calibration (10⁶-step pure-Python loop on the server's core): "
+        f"{calib.get('before', math.nan):.1f} ms before, {calib.get('after', math.nan):.1f} ms "
+        f"after the scenario. Median [min–max] of {capacity['plan']['repeats']} windows of "
+        f"{capacity['plan']['window']:g} s; {capacity['plan']['jobs']} jobs ticking every "
+        f"{capacity['plan']['tick_seconds']:g} s.\n",
+    ]
+    labels = {"sse": "SSE", "ws": "WebSocket"}
+    names = {"aura": "aura-actors", "peer": "peer"}
+    for transport, curves in capacity.get("curves", {}).items():
+        best = capacity.get("capacity", {}).get(transport, {})
+        lines.append(f"\n**{labels.get(transport, transport)}**\n")
+        lines.append(
+            "| server | offered events/s | delivered events/s | p99 ms | CPU µs/event | "
+            "server CPU % | capacity point |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        for name, points in sorted(curves.items()):
+            chosen = best.get(name)
+            for point in points:
+                chosen_here = chosen is not None and chosen.get("clients") == point["clients"]
+                mark = "**yes**" if chosen_here else ""
+                lines.append(
+                    f"| {names.get(name, name)} | {point['offered_per_second']:,.0f} | "
+                    f"{_spread(point['delivered_per_second'])} | {_spread(point['p99_ms'], 1)} | "
+                    f"{point['cpu_us_per_event_pooled']:.0f} | "
+                    f"{_spread(point['server_cpu_percent'])} | {mark} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 #: Hand-written analysis of the latest full run, included as it is.
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 
@@ -175,6 +220,7 @@ def render(data: JsonDict, plot_dir: str) -> str:
         + render_markdown(measures)
         + "\n\n"
         + _targets(data)
+        + _capacity(data)
         + _analysis()
         + "\n## Plots\n\n"
         + plots
