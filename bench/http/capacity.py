@@ -11,8 +11,10 @@ measuring windows on one set of connections: the median and the spread
 delivered event are kept.
 
 The **capacity** of a server is the highest median delivered events/s among
-the steps whose median p99 is <= 50 ms and which delivered at least 90 % of the
-offered load. The server is pinned to one core, so that figure is per core; its
+the steps whose median p99 is <= 50 ms. (The offered load is nominal: a loaded
+server stretches its jobs' ticks, so what is delivered is compared with what
+the jobs emitted only through the latency, which grows once a server falls
+behind.) The server is pinned to one core, so that figure is per core; its
 CPU µs per event is the server's CPU over all
 that step's windows divided by the events they delivered. A CPU calibration figure (a fixed
 pure-Python loop timed on the server's core before and after the scenario) is
@@ -37,8 +39,6 @@ JsonDict = dict[str, Any]
 
 #: The latency bound of a capacity point.
 P99_BOUND_MS = 50.0
-#: The fraction of the offered load a capacity point must deliver.
-DELIVERED_FRACTION = 0.9
 TRANSPORT_LABELS = {"sse": "SSE", "ws": "WebSocket"}
 
 
@@ -115,12 +115,7 @@ def _pooled_cpu(windows: list[JsonDict]) -> float:
 
 def capacity_of(points: list[JsonDict]) -> JsonDict | None:
     """The point that sets the capacity (see the module docstring), or ``None``."""
-    passing = [
-        p
-        for p in points
-        if p["p99_ms"]["median"] <= P99_BOUND_MS
-        and p["delivered_per_second"]["median"] >= DELIVERED_FRACTION * p["offered_per_second"]
-    ]
+    passing = [p for p in points if p["p99_ms"]["median"] <= P99_BOUND_MS]
     if not passing:
         return None
     return max(passing, key=lambda p: p["delivered_per_second"]["median"])
@@ -161,7 +156,6 @@ def run(results: RunResults, plan: CapacityPlan) -> None:
     names = [name for name in plan.servers if name in specs]
     data: JsonDict = {
         "p99_bound_ms": P99_BOUND_MS,
-        "delivered_fraction": DELIVERED_FRACTION,
         "plan": {
             "jobs": plan.jobs,
             "client_steps": list(plan.client_steps),
