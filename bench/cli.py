@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark aura-actors beside bare trio, raw channels and a FastAPI peer.",
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes; under 60 s (CI)")
+    size.add_argument("--quick", action="store_true", help="small sizes; about 2 minutes (CI)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument(
         "--only",
@@ -63,6 +63,7 @@ def _selected(only: str | None) -> list[str]:
 def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResults], None]]:
     from dataclasses import replace
 
+    from bench.http import capacity
     from bench.http import scenarios as http
     from bench.inproc import broadcast, cancel, durability, fanout, spawn, startup, video
 
@@ -81,6 +82,9 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
         "video": lambda r: video.run(r, plan.video_renders),
         "startup": lambda r: startup.run(r, plan.startup_repeats),
         "http": lambda r: http.run(r, http_plan),
+        "capacity": lambda r: capacity.run(
+            r, replace(plan.capacity, servers=servers, pin=not args.no_pin)
+        ),
     }
 
 

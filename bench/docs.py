@@ -64,6 +64,28 @@ NOTES = """\
   history is excluded). Server CPU and RSS come from `/proc/<pid>`. The idle-connection
   RSS is measured on a fresh server process. Cancel over HTTP: `POST .../cancel` →
   `job-cancelled` parsed on the job's stream, one job at a time.
+- **What aura-actors does per event that the peer does not.** The server stores
+  every event in SQLite (WAL, `synchronous=NORMAL`, one writer thread, a batch per
+  commit) before any subscriber sees it, so every delivered event, and every
+  `job-cancelled`, was committed first: the broadcaster actor stamps the id, commits
+  the batch in a worker thread, then fans it out. The peer keeps nothing (events
+  live in its per-subscriber queues only). Its CPU per event includes that commit.
+- **Capacity.** For SSE and WebSocket the offered load rises step by step: a fixed
+  number of synthetic jobs ticking every 0.1 s, and more clients at each step
+  (client *i* follows job *i* mod jobs), so the offered load is clients / 0.1 s
+  events/s. Both servers are started once, pinned to the same core, and measured
+  one after the other at each step (the order alternates between steps), each with
+  3 measuring windows on one set of connections: median and min–max of the
+  windows' p99, delivered events/s and server CPU. The capacity is the highest
+  median delivered events/s among the steps with median p99 ≤ 50 ms; the server
+  runs on one core, so it is per core (a lower bound when the highest step still
+  passes). The offered load is nominal: a loaded server stretches its jobs' ticks.
+  CPU per delivered event is the
+  server's CPU time (`/proc`, 10 ms ticks) over all the step's windows divided by
+  the events delivered. The calibration row times a fixed pure-Python loop of
+  10⁶ steps on the server's core before and after the scenario: a slower machine
+  or a busier day shows there, so runs of different days can be compared
+  (ratios between the two servers need no calibration: they share the run).
 - **SSE vs WebSocket.** Rows named `http latency SSE ...` follow `GET .../events`;
   rows named `http latency WebSocket ...` run the same scenario over
   `GET /api/jobs/{id}/ws` (one text frame `{"id","event","data"}` per event, the same
@@ -121,6 +143,51 @@ def _targets(data: JsonDict) -> str:
     return "## Targets\n\n" + "\n".join(lines) + "\n"
 
 
+def _spread(summary: JsonDict, digits: int = 0) -> str:
+    return (
+        f"{summary['median']:,.{digits}f} [{summary['min']:,.{digits}f}–"
+        f"{summary['max']:,.{digits}f}]"
+    )
+
+
+def _capacity(data: JsonDict) -> str:
+    """The capacity curves as tables: one row per step and server, median [min–max]."""
+    capacity = data.get("scenarios", {}).get("capacity")
+    if not capacity:
+        return ""
+    calib = capacity.get("calibration_ms", {})
+    lines = [
+        "## Capacity (per server core)\n",
+        f"CPU calibration (10⁶-step pure-Python loop on the server's core): "
+        f"{calib.get('before', math.nan):.1f} ms before, {calib.get('after', math.nan):.1f} ms "
+        f"after the scenario. Median [min–max] of {capacity['plan']['repeats']} windows of "
+        f"{capacity['plan']['window']:g} s; {capacity['plan']['jobs']} jobs ticking every "
+        f"{capacity['plan']['tick_seconds']:g} s.\n",
+    ]
+    labels = {"sse": "SSE", "ws": "WebSocket"}
+    names = {"aura": "aura-actors", "peer": "peer"}
+    for transport, curves in capacity.get("curves", {}).items():
+        best = capacity.get("capacity", {}).get(transport, {})
+        lines.append(f"\n**{labels.get(transport, transport)}**\n")
+        lines.append(
+            "| server | offered events/s | delivered events/s | p99 ms | CPU µs/event | "
+            "server CPU % | capacity point |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        for name, points in sorted(curves.items()):
+            chosen = best.get(name)
+            for point in points:
+                chosen_here = chosen is not None and chosen.get("clients") == point["clients"]
+                mark = "**yes**" if chosen_here else ""
+                lines.append(
+                    f"| {names.get(name, name)} | {point['offered_per_second']:,.0f} | "
+                    f"{_spread(point['delivered_per_second'])} | {_spread(point['p99_ms'], 1)} | "
+                    f"{point['cpu_us_per_event_pooled']:.0f} | "
+                    f"{_spread(point['server_cpu_percent'])} | {mark} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 #: Hand-written analysis of the latest full run, included as it is.
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 
@@ -139,6 +206,7 @@ def render(data: JsonDict, plot_dir: str) -> str:
             ("latency_cdf.png", "Delivery latency CDF (SSE, WebSocket)"),
             ("memory_per_job.png", "Memory per job vs job count"),
             ("fanout.png", "Delivered events/s vs subscribers"),
+            ("capacity.png", "Capacity: delivered events/s and p99 vs offered load"),
         )
     )
     return (
@@ -153,6 +221,7 @@ def render(data: JsonDict, plot_dir: str) -> str:
         + render_markdown(measures)
         + "\n\n"
         + _targets(data)
+        + _capacity(data)
         + _analysis()
         + "\n## Plots\n\n"
         + plots

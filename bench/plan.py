@@ -1,9 +1,10 @@
-"""What each mode runs: ``--smoke`` (tests), ``--quick`` (CI, < 60 s), full (< 10 min)."""
+"""What each mode runs: ``--smoke`` (tests), ``--quick`` (CI, about 2 min), full (< 10 min)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bench.http.capacity import CapacityPlan
 from bench.http.scenarios import HttpPlan, LatencyRun
 
 SCENARIOS = (
@@ -15,6 +16,7 @@ SCENARIOS = (
     "video",
     "startup",
     "http",
+    "capacity",
 )
 
 
@@ -42,6 +44,10 @@ class Plan:
     durability_delivery: tuple[int, int, int] = (4, 500, 2)
     #: How often each command's start is timed.
     startup_repeats: int = 3
+    #: The offered-load steps of the capacity scenario (SSE and WebSocket, both servers).
+    capacity: CapacityPlan = field(
+        default_factory=lambda: CapacityPlan(5, (10, 20), repeats=3, window=0.5, warmup=0.2)
+    )
 
 
 def make_plan(mode: str) -> Plan:
@@ -87,6 +93,7 @@ def make_plan(mode: str) -> Plan:
             broadcaster_deliveries=20_000,
             durability_jobs=2_000,
             durability_delivery=(10, 2_000, 10),
+            capacity=CapacityPlan(20, (100, 400), repeats=3, window=0.7, warmup=0.3),
         )
     return Plan(
         mode,
@@ -111,4 +118,5 @@ def make_plan(mode: str) -> Plan:
         broadcaster_deliveries=200_000,
         durability_jobs=20_000,
         durability_delivery=(100, 2_000, 10),
+        capacity=CapacityPlan(100, (250, 500, 1000, 1500, 2000, 3000), repeats=3, window=2.0),
     )

@@ -3,7 +3,9 @@
 - ``latency_cdf.png``: delivery latency CDF, aura-actors vs the peer, one panel per
   transport (SSE, and WebSocket when the run has WebSocket rows);
 - ``memory_per_job.png``: memory per idle job vs job count, with the bare-trio limit;
-- ``fanout.png``: delivered events/s vs subscribers, with raw memory-channel fan-out.
+- ``fanout.png``: delivered events/s vs subscribers, with raw memory-channel fan-out;
+- ``capacity.png``: delivered events/s and p99 vs offered load, aura-actors and the
+  peer, one column per transport (median of the repeats, min-max as error bars).
 """
 
 from __future__ import annotations
@@ -130,8 +132,58 @@ def _fanout(data: JsonDict, out: Path) -> Path | None:
     return path
 
 
+def _errorbar(ax: Any, points: list[JsonDict], key: str, style: str, label: str) -> None:
+    xs = [p["offered_per_second"] for p in points]
+    mid = [p[key]["median"] for p in points]
+    low = [max(m - p[key]["min"], 0) for m, p in zip(mid, points, strict=True)]
+    high = [max(p[key]["max"] - m, 0) for m, p in zip(mid, points, strict=True)]
+    ax.errorbar(xs, mid, yerr=[low, high], fmt=style, capsize=3, label=label)
+
+
+def _capacity(data: JsonDict, out: Path) -> Path | None:
+    capacity = data.get("scenarios", {}).get("capacity", {})
+    curves = capacity.get("curves", {})
+    if not any(points for per in curves.values() for points in per.values()):
+        return None
+    transports = sorted(curves, key=lambda t: (t != "sse", t))
+    fig, axes = plt.subplots(
+        2, len(transports), figsize=(7 * len(transports), 8), squeeze=False, sharex="col"
+    )
+    names = {"aura": ("aura-actors", "o-"), "peer": ("peer (FastAPI)", "s--")}
+    for column, transport in enumerate(transports):
+        label_of = _TRANSPORT_LABELS.get(transport, transport)
+        top, bottom = axes[0][column], axes[1][column]
+        offered: set[float] = set()
+        for name, points in sorted(curves[transport].items()):
+            if not points:
+                continue
+            shown, style = names.get(name, (name, "o-"))
+            offered.update(p["offered_per_second"] for p in points)
+            _errorbar(top, points, "delivered_per_second", style, shown)
+            _errorbar(bottom, points, "p99_ms", style, shown)
+        if offered:
+            line = sorted(offered)
+            top.plot(line, line, ":", color="grey", label="offered")
+        bound = capacity.get("p99_bound_ms", 50.0)
+        bottom.axhline(bound, color="grey", linestyle=":", label=f"p99 bound {bound:g} ms")
+        top.set_title(f"{label_of}: delivered events/s vs offered load (server on 1 core)")
+        top.set_ylabel("delivered events/s")
+        bottom.set_title(f"{label_of}: delivery p99 vs offered load")
+        bottom.set_ylabel("p99 (ms, log)")
+        bottom.set_yscale("log")
+        bottom.set_xlabel("offered events/s (clients / tick)")
+        for ax in (top, bottom):
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+    path = out / "capacity.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw_all(data: JsonDict, out: Path) -> list[Path]:
     """Draw every plot the results have data for into ``out``; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    drawn = [draw(data, out) for draw in (_latency_cdf, _memory_per_job, _fanout)]
+    drawn = [draw(data, out) for draw in (_latency_cdf, _memory_per_job, _fanout, _capacity)]
     return [path for path in drawn if path is not None]

@@ -128,3 +128,20 @@ async def test_cancel_of_a_watched_stage_is_a_cancel_not_a_stall(
                 last = event
         assert (await rt.get(job.id)).status is JobStatus.CANCELED
     assert last.type is EventType.JOB_CANCELLED
+
+
+async def test_a_report_notes_the_time_and_leaves_the_deadline_to_the_watchdog(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A report costs no deadline registration: only the watchdog moves the deadline."""
+    from aura_actors.runtime._stage import _StallWatch
+
+    with trio.CancelScope() as scope:
+        watch = _StallWatch(scope, 10.0)
+        first = scope.deadline
+        assert first == trio.current_time() + 10.0
+        await trio.sleep(3)
+        watch.touch()
+        assert scope.deadline == first and watch.last == trio.current_time()
+        watch.push()
+        assert scope.deadline == watch.last + 10.0

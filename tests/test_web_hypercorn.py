@@ -219,3 +219,95 @@ async def test_a_websocket_whose_peer_vanished_ends_without_waiting_for_the_next
             await ws._close_stream()  # the TCP connection just goes away
         # The ping task sleeps 20 s before it would notice; the connection ends now.
         await wait_until(lambda: len(served.connections) == 0, within=2)
+
+
+# -- WebSocket frames built once (workaround 4) ------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_a_prebuilt_text_frame_is_byte_for_byte_wsprotos(size: int) -> None:
+    from wsproto.frame_protocol import FrameProtocol
+
+    text = ("é" + "x" * size)[:size] if size else ""
+    assert _hypercorn.text_frame(text) == bytes(FrameProtocol(False, []).send_data(text))
+
+
+def test_there_is_no_frame_writer_for_a_send_that_is_not_hypercorns() -> None:
+    async def send(message: Any) -> None:
+        pass
+
+    assert _hypercorn.frame_writer(send) is None
+    assert _hypercorn.frame_writer(object()) is None
+
+
+async def test_prebuilt_frames_and_ordinary_messages_arrive_in_order() -> None:
+    outcomes: list[bool] = []
+
+    async def mixed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        write = _hypercorn.frame_writer(send)
+        assert write is not None
+        # Not accepted yet: the writer declines, so nothing goes before the handshake.
+        outcomes.append(await write(_hypercorn.text_frame("too early")))
+        await send({"type": "websocket.accept"})
+        outcomes.append(await write(_hypercorn.text_frame("one")))
+        await send({"type": "websocket.send", "text": "two"})
+        outcomes.append(await write(_hypercorn.text_frame("three " + "é" * 40_000)))
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serving(mixed) as served:
+        url = served.url.replace("http://", "ws://") + "/"
+        async with open_websocket_url(url) as ws:
+            received = [await ws.get_message() for _ in range(3)]
+    assert received == ["one", "two", "three " + "é" * 40_000]
+    assert outcomes == [False, True, True]
+
+
+async def test_a_jobs_websocket_sends_its_events_as_prebuilt_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import httpx
+    from support.contract import QUICK_JOB
+    from support.servers import run_server
+    from trio_websocket import ConnectionClosed
+
+    from aura_actors.web import _asgi
+
+    written: list[bytes] = []
+
+    def counting_writer(send: Any) -> Any:
+        write = _hypercorn.frame_writer(send)
+        assert write is not None
+
+        async def counted(frame: bytes) -> bool:
+            done = await write(frame)
+            written.append(frame)
+            return done
+
+        return counted
+
+    monkeypatch.setattr(_asgi, "frame_writer", counting_writer)
+    async with run_server(data_dir=tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            answer = await client.post("/api/jobs", json=QUICK_JOB)
+            job_id = answer.json()["id"]
+        url = server.url.replace("http://", "ws://") + f"/api/jobs/{job_id}/ws"
+        messages: list[str] = []
+        with trio.fail_after(10):
+            async with open_websocket_url(url) as ws:
+                try:
+                    while True:
+                        message = await ws.get_message()
+                        assert isinstance(message, str)
+                        messages.append(message)
+                except ConnectionClosed:
+                    pass
+    assert json.loads(messages[-1])["event"] == "job-completed"
+    # Every event went out as its prebuilt frame, and the client read exactly those texts.
+    assert [_hypercorn.text_frame(m) for m in messages] == written

@@ -192,7 +192,7 @@ class JobActor:
         """
         failure: Exception | None = None
         finished = False
-        with trio.CancelScope(deadline=trio.current_time() + stall_timeout) as fail_scope:
+        with trio.CancelScope() as fail_scope:
             watch = _StallWatch(fail_scope, stall_timeout)
             context._watch = watch
             try:
@@ -213,16 +213,22 @@ class JobActor:
 
     @staticmethod
     async def _stall_warner(watch: _StallWatch, context: StageContext) -> None:
+        """Warn after half the stall timeout without a report; keep the failure deadline moving.
+
+        One wakeup per half timeout while the stage reports, however often it does.
+        """
         while True:
-            with trio.CancelScope(deadline=trio.current_time() + watch.half) as warn_scope:
-                watch.warn_scope = warn_scope
-                await trio.sleep_forever()
-            watch.warn_scope = None
+            seen = watch.last
+            await trio.sleep_until(seen + watch.half)
+            watch.push()
+            if watch.last != seen:
+                continue  # reported meanwhile: wait half a timeout from that report
             watch.rearm = rearm = trio.Event()
             await context.warn(
                 f"stage {context.stage_name} has reported no progress for {watch.half:g} s"
             )
             await rearm.wait()
+            watch.push()
 
     # -- turning messages into events --------------------------------------------------
 

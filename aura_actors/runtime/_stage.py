@@ -68,25 +68,36 @@ class StageError(Exception):
 
 
 class _StallWatch:
-    """Deadlines of one stage's stall watchdog, pushed forward by every report."""
+    """One stage's stall watchdog: when it last reported, and the scope a stall cancels.
 
-    __slots__ = ("fail_scope", "half", "rearm", "timeout", "warn_scope")
+    A report only notes the time (:meth:`touch`): moving a cancel scope's
+    deadline on every report would cost a trio deadline registration per
+    event. The watchdog task (``JobActor._stall_warner``) wakes half a
+    timeout after the last report it knows of and pushes the failure
+    deadline forward then, which it does before that deadline (a whole
+    timeout after the same report) can pass.
+    """
+
+    __slots__ = ("fail_scope", "half", "last", "rearm", "timeout")
 
     def __init__(self, fail_scope: trio.CancelScope, timeout: float) -> None:
         self.fail_scope = fail_scope
         self.timeout = timeout
         self.half = timeout / 2
-        self.warn_scope: trio.CancelScope | None = None
+        self.last = trio.current_time()
+        fail_scope.deadline = self.last + timeout
         self.rearm: trio.Event | None = None
 
     def touch(self) -> None:
-        now = trio.current_time()
-        self.fail_scope.deadline = now + self.timeout
-        if self.warn_scope is not None:
-            self.warn_scope.deadline = now + self.half
+        """Note a report (not a checkpoint); wakes a watchdog waiting after its warning."""
+        self.last = trio.current_time()
         if self.rearm is not None:
             self.rearm.set()
             self.rearm = None
+
+    def push(self) -> None:
+        """Move the failure deadline to a whole timeout after the last report."""
+        self.fail_scope.deadline = self.last + self.timeout
 
 
 async def _kill_process_group(process: trio.Process) -> None:
@@ -106,7 +117,7 @@ class StageContext:
     """What a running stage sees: its params, and how it reports back to its job.
 
     Reports travel over the job's memory channel to the job actor, which
-    turns them into events. Every ``async`` method here is a checkpoint, so a
+    turns them into events. Every ``async`` method here is a cancel point, so a
     cancelled job stops at the stage's next report.
     """
 
@@ -162,12 +173,21 @@ class StageContext:
         current_item: int | None = None,
         total_items: int | None = None,
     ) -> None:
-        """Report this stage at ``fraction`` (0–1) done. A checkpoint."""
+        """Report this stage at ``fraction`` (0–1) done.
+
+        A cancel point (a cancelled job's stage stops here); it yields to the
+        scheduler only when the job's mailbox is full, so a report costs no
+        task switch of its own: the job actor turns it into an event the next
+        time the stage waits (its ``sleep``, its I/O, or this full mailbox).
+        """
         if self._watch is not None:
             self._watch.touch()
-        await self._mailbox.send(
-            Progress(self.stage_index, fraction, message, current_item, total_items)
-        )
+        report = Progress(self.stage_index, fraction, message, current_item, total_items)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._mailbox.send_nowait(report)
+        except trio.WouldBlock:
+            await self._mailbox.send(report)
 
     async def warn(self, message: str) -> None:
         """Emit a non-fatal ``warning`` event (and log it). A checkpoint."""

@@ -28,6 +28,10 @@ classes add, between Hypercorn and Quart-Trio:
    :class:`~._sse.EventStream` is not iterated chunk by chunk through Quart:
    once its headers are out, the stream writes its frames to ``send`` itself.
    A ``HEAD`` gets the headers and the end, and holds nothing open.
+4. **Prebuilt WebSocket frames.** A WebSocket's scope carries, under
+   ``scope["extensions"][FRAMES_EXTENSION]``, the writer of prebuilt frames
+   that ``_hypercorn.frame_writer`` makes of Hypercorn's ``send`` (when it
+   makes one): the route writes each event's frame, built once, with it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from quart.wrappers.request import Body
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection, TrioASGIWebsocketConnection
 
+from ._hypercorn import frame_writer
 from ._sse import EventStream
 
 error_logger = logging.getLogger("aura_actors.server")
@@ -52,6 +57,9 @@ LINGER_SECONDS = 5.0
 LINGER_BYTES = 64 * 1024 * 1024
 
 _STREAMING = frozenset({"websocket.send"})
+
+#: The scope extension under which a WebSocket finds its writer of prebuilt frames (fix 4).
+FRAMES_EXTENSION = "aura.prebuilt_frames"
 
 
 def whole_sends(send: ASGISendCallable) -> ASGISendCallable:
@@ -157,9 +165,13 @@ def _header(name: str, value: str) -> tuple[bytes, bytes]:
 
 
 class WebsocketConnection(TrioASGIWebsocketConnection):
-    """One WebSocket: Quart-Trio's handling, with whole sends but for messages (fix 1)."""
+    """One WebSocket: Quart-Trio's, with whole sends but for messages (fix 1), frames (fix 4)."""
 
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        writer = frame_writer(send)
+        if writer is not None:
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[FRAMES_EXTENSION] = writer
         await super().__call__(receive, whole_sends(send))
 
 

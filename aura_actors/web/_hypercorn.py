@@ -26,6 +26,17 @@ its worker context, its ``TCPServer``), with three workarounds:
    before it looks, and holds the connection (its socket, its task) open
    meanwhile. :class:`_Connection` cancels what is left of a connection once
    its reader has seen the end.
+4. **WebSocket frames built once per event.** A server's frames are not
+   masked, so one event's text frame is the same bytes for every subscriber:
+   :func:`text_frame` builds them (once per event, through ``Event.encoded``)
+   and :func:`frame_writer` writes them to the connection directly, past
+   Quart's ``websocket.send``, Hypercorn's ``WSStream.app_send`` and
+   wsproto's framing, which would otherwise frame the same text again for
+   every subscriber. Limits: whole (``FIN``) text frames only, never
+   compressed (``permessage-deflate`` lets any message go uncompressed, RSV1
+   clear), written only while wsproto's connection is open and no fragmented
+   message of its own is half-sent; anything else (other servers, HTTP/2
+   WebSockets) gets no writer and the caller sends through Quart as before.
 
 Each relies on Hypercorn's insides as they are in :data:`TESTED_VERSIONS`;
 :func:`check_version` refuses any other version at startup, loudly. The tests
@@ -48,12 +59,15 @@ import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.events import Event as HypercornEvent
+from hypercorn.protocol.events import Data
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework, ConnectionState, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
+from wsproto.connection import ConnectionState as WsState
 
 logger = logging.getLogger("aura_actors.server")
 
@@ -146,6 +160,52 @@ async def _send_all(sock: trio.socket.SocketType, data: memoryview) -> None:
         if exc.errno in _CLOSED_SOCKET_ERRNOS:
             raise trio.ClosedResourceError("this socket was already closed") from None
         raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one whole, unmasked WebSocket text frame (a server's frame, RFC 6455 5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
+#: Writes one prebuilt frame; ``False`` if it could not (send it the usual way).
+FrameWriter = Callable[[bytes], Awaitable[bool]]
+
+
+def frame_writer(send: object) -> FrameWriter | None:
+    """A writer of prebuilt frames to the WebSocket behind the ASGI ``send``, if Hypercorn's.
+
+    ``send`` is the ASGI send Hypercorn gave the app (``WSStream.app_send``);
+    for anything else there is no writer (``None``). The writer is a
+    checkpoint (Hypercorn's write, see workaround 2); it answers ``False``,
+    writing nothing, when the frame may not go directly (see workaround 4).
+    After the connection closed it drops the frame and answers ``True``, as
+    Hypercorn does with a message sent then.
+    """
+    stream = getattr(send, "__self__", None)
+    if type(stream) is not WSStream or getattr(send, "__name__", "") != "app_send":
+        return None
+    ws_stream: WSStream = stream
+
+    async def write(frame: bytes) -> bool:
+        if ws_stream.closed:
+            return True
+        if ws_stream.state is not ASGIWebsocketState.CONNECTED:
+            return False
+        connection = ws_stream.connection
+        if connection.state is not WsState.OPEN or connection._proto._outbound_opcode is not None:
+            return False
+        await ws_stream.send(Data(stream_id=ws_stream.stream_id, data=frame))
+        return True
+
+    return write
 
 
 #: What a write to a socket closed under it fails with (as trio's ``SocketStream``).

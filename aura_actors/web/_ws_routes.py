@@ -20,8 +20,10 @@ from ..runtime import (
     Runtime,
     RuntimeRefusal,
 )
+from ._asgi import FRAMES_EXTENSION
 from ._context import ServerContext, parse_last_event_id
 from ._errors import ApiError
+from ._hypercorn import FrameWriter, text_frame
 from ._logging import log_request
 
 
@@ -33,6 +35,15 @@ def _encode_message(event: Event) -> str:
 def event_message(event: Event) -> str:
     """``{"id", "event", "data"}`` as text, encoded once per event and shared."""
     return event.encoded(_encode_message)
+
+
+def _encode_frame(event: Event) -> bytes:
+    return text_frame(event_message(event))
+
+
+def event_frame(event: Event) -> bytes:
+    """:func:`event_message` as one server text frame, built once per event and shared."""
+    return event.encoded(_encode_frame)
 
 
 def error_message(code: str, message: str, job_id: str | None = None) -> str:
@@ -93,11 +104,19 @@ class _JobSocket:
         self.job = job
         self.user = user
         self._send_lock = trio.Lock()
+        extensions: dict[str, Any] = websocket.scope.get("extensions") or {}
+        self._frames: FrameWriter | None = extensions.get(FRAMES_EXTENSION)
 
     async def send(self, text: str) -> None:
         """Send one text frame; frames from the two directions' tasks never interleave."""
         async with self._send_lock:
             await websocket.send(text)
+
+    async def send_event(self, event: Event) -> None:
+        """Send one event: its prebuilt frame where the server takes one (see ``_asgi``)."""
+        async with self._send_lock:
+            if self._frames is None or not await self._frames(event_frame(event)):
+                await websocket.send(event_message(event))
 
     async def stream(self, after: EventId | None) -> CloseCode:
         """Send the job's events (after ``after``) until its stream ends; the close code."""
@@ -108,7 +127,7 @@ class _JobSocket:
             subscription = await self.runtime.subscribe_job(job_id, owner=user, after=after)
             with subscription:
                 async for event in subscription:
-                    await self.send(event_message(event))
+                    await self.send_event(event)
                     if event.type.is_terminal:
                         close_code = CloseCode.NORMAL
                     elif event.type is EventType.ERROR and event.id is None:

@@ -176,12 +176,12 @@ async def _reader(
     async with stream.stream:
         if silent:
             await trio.sleep_forever()
-        latencies = recorder.latencies_ms
         while not stream.closed:
             events = await stream.receive()
             if not recorder.open or not events:
                 continue
             now_ms = time.time() * 1000.0
+            latencies = recorder.latencies_ms
             for event in events:
                 if event.id:
                     stamped = id_millis(event.id)
@@ -194,6 +194,7 @@ async def _reader(
 async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[str, Any]:
     """The ``latency`` scenario (see the module docstring)."""
     jobs, clients, window = config["jobs"], config["clients"], config["window"]
+    repeats = max(1, int(config.get("repeats", 1)))
     silent_every = round(1 / config["silent"]) if config.get("silent") else 0
     transport = config.get("transport", "sse")
     params = {"stages": 1, "ticks": 100_000, "tickSeconds": config["tick_seconds"]}
@@ -214,19 +215,16 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
         await recorder.wait_for(clients)
         result["connect_seconds"] = time.monotonic() - connect_start
         await trio.sleep(config.get("warmup", 1.0))
-        log(f"{recorder.connected} streams open ({recorder.failed} failed); measuring {window} s")
-        before, self_before = sample(server_pid), _self_sample()
-        started = time.monotonic()
-        recorder.open = True
-        await trio.sleep(window)
-        recorder.open = False
-        elapsed = time.monotonic() - started
-        after, self_after = sample(server_pid), _self_sample()
+        log(
+            f"{recorder.connected} streams open ({recorder.failed} failed); "
+            f"measuring {repeats} x {window} s"
+        )
+        windows = [await _window(recorder, server_pid, window) for _ in range(repeats)]
         nursery.cancel_scope.cancel()
     log("cancelling the jobs")
     phase = time.monotonic()
     await cancel_jobs(port, ids)
-    latencies = recorder.latencies_ms
+    result.update(windows[0])
     result.update(
         transport=transport,
         create_seconds=create_seconds,
@@ -234,19 +232,41 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
         jobs=jobs,
         clients=clients,
         silent_clients=clients // silent_every if silent_every else 0,
-        window_seconds=elapsed,
         connected=recorder.connected,
         failed=recorder.failed,
         ended_early=recorder.ended_early,
-        events=recorder.events,
-        events_per_second=recorder.events / elapsed,
-        latency_ms=summarize(latencies),
-        latency_cdf=cdf_points(latencies),
-        server_cpu_percent=cpu_percent(before, after, elapsed),
-        server_rss_bytes=after.rss_bytes,
-        load_cpu_percent=cpu_percent(self_before, self_after, elapsed),
     )
+    if repeats > 1:
+        result["windows"] = [{k: v for k, v in w.items() if k != "latency_cdf"} for w in windows]
     return result
+
+
+async def _window(recorder: Recorder, server_pid: int, window: float) -> dict[str, Any]:
+    """One measuring window: latency samples, delivered events/s, server and load CPU."""
+    recorder.latencies_ms = []
+    recorder.events = 0
+    before, self_before = sample(server_pid), _self_sample()
+    started = time.monotonic()
+    recorder.open = True
+    await trio.sleep(window)
+    recorder.open = False
+    elapsed = time.monotonic() - started
+    after, self_after = sample(server_pid), _self_sample()
+    latencies = recorder.latencies_ms
+    cpu_seconds = after.cpu_seconds - before.cpu_seconds
+    return {
+        "window_seconds": elapsed,
+        "events": recorder.events,
+        "events_per_second": recorder.events / elapsed,
+        "latency_ms": summarize(latencies),
+        "latency_cdf": cdf_points(latencies),
+        "server_cpu_percent": cpu_percent(before, after, elapsed),
+        "server_cpu_us_per_event": cpu_seconds * 1e6 / recorder.events
+        if recorder.events
+        else math.nan,
+        "server_rss_bytes": after.rss_bytes,
+        "load_cpu_percent": cpu_percent(self_before, self_after, elapsed),
+    }
 
 
 def _self_sample() -> ProcSample:
