@@ -140,7 +140,7 @@ def _targets(data: JsonDict) -> str:
             "" if ratio is None or math.isnan(ratio) else f" ({ratio:.2f}x {m.reference_label})"
         )
         lines.append(f"- {m.scenario}, {m.name}: target {m.target}; measured {value}{ratio_text}")
-    return "## Targets\n\n" + "\n".join(lines) + "\n"
+    return "## Targets\n\n" + "\n".join(lines) + "\n\n"
 
 
 def _spread(summary: JsonDict, digits: int = 0) -> str:
