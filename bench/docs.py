@@ -140,7 +140,7 @@ def _targets(data: JsonDict) -> str:
             "" if ratio is None or math.isnan(ratio) else f" ({ratio:.2f}x {m.reference_label})"
         )
         lines.append(f"- {m.scenario}, {m.name}: target {m.target}; measured {value}{ratio_text}")
-    return "## Targets\n\n" + "\n".join(lines) + "\n"
+    return "## Targets\n\n" + "\n".join(lines) + "\n\n"
 
 
 def _spread(summary: JsonDict, digits: int = 0) -> str:
@@ -200,14 +200,16 @@ def render(data: JsonDict, plot_dir: str) -> str:
     """The Markdown page for one results file, with plots under ``plot_dir`` (relative)."""
     meta = data.get("meta", {})
     measures = [measure_from_json(row) for row in data.get("measures", [])]
+    scenarios = data.get("scenarios", {})
     plots = "\n\n".join(
         f"![{title}]({plot_dir}/{name})"
-        for name, title in (
-            ("latency_cdf.png", "Delivery latency CDF (SSE, WebSocket)"),
-            ("memory_per_job.png", "Memory per job vs job count"),
-            ("fanout.png", "Delivered events/s vs subscribers"),
-            ("capacity.png", "Capacity: delivered events/s and p99 vs offered load"),
+        for name, title, scenario in (
+            ("latency_cdf.png", "Delivery latency CDF (SSE, WebSocket)", "http"),
+            ("memory_per_job.png", "Memory per job vs job count", "spawn"),
+            ("fanout.png", "Delivered events/s vs subscribers", "fanout"),
+            ("capacity.png", "Capacity: delivered events/s and p99 vs offered load", "capacity"),
         )
+        if scenario in scenarios  # only this run's plots
     )
     return (
         "# Benchmarks\n\n"

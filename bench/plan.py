@@ -118,5 +118,5 @@ def make_plan(mode: str) -> Plan:
         broadcaster_deliveries=200_000,
         durability_jobs=20_000,
         durability_delivery=(100, 2_000, 10),
-        capacity=CapacityPlan(100, (250, 500, 1000, 1500, 2000, 3000), repeats=3, window=2.0),
+        capacity=CapacityPlan(100, (250, 500, 750, 1000), repeats=3, window=2.0),
     )
