@@ -45,6 +45,7 @@ from aura_actors.runtime import (
     Event,
     EventId,
     EventType,
+    JobHistory,
     Runtime,
     RuntimeConfig,
     Stage,
@@ -118,11 +119,12 @@ class Reference:
             await self._lot.park()
 
 
-def _record_replay_reads(runtime: Runtime) -> list[tuple[EventId | None, list[Event]]]:
-    """Record every ``job_events`` read of the runtime's storage: ``(after, events)``.
+def _record_replay_reads(runtime: Runtime, job_id: str) -> list[tuple[EventId | None, list[Event]]]:
+    """Record every replay read of ``job_id``'s history: ``(after, events)``.
 
-    A subscription reads its replay lazily, when its reader first asks, so what
-    it replays is what these reads answered (not the history at subscribe time).
+    A live job replays from its history in memory, at subscribe time; a
+    finished one from storage, lazily, when its reader first asks. Either way
+    what it replays is what these reads answered.
     """
     reads: list[tuple[EventId | None, list[Event]]] = []
     storage = runtime.storage
@@ -134,7 +136,28 @@ def _record_replay_reads(runtime: Runtime) -> list[tuple[EventId | None, list[Ev
         return page
 
     storage.job_events = recorded  # type: ignore[method-assign]
+    job = runtime._live.get(job_id)
+    if job is not None and job.history is not None:
+        recording = _RecordingHistory(job.history.max_events, reads)
+        for slot in JobHistory.__slots__:
+            setattr(recording, slot, getattr(job.history, slot))
+        job.history = recording
     return reads
+
+
+class _RecordingHistory(JobHistory):
+    """A job history that notes what each replay read of it answered."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, max_events: int, reads: list[tuple[EventId | None, list[Event]]]) -> None:
+        super().__init__(max_events)
+        self.reads = reads
+
+    def after(self, last_id: EventId | None) -> list[Event]:
+        events = super().after(last_id)
+        self.reads.append((last_id, list(events)))
+        return events
 
 
 def check_resume(
@@ -187,7 +210,7 @@ def test_resume_after_any_received_id_is_exact(
         async with open_runtime(config, registry(_scripted_pipeline())) as rt:
             job = await rt.submit("scripted", script)
             reference = Reference()
-            fetched = _record_replay_reads(rt)
+            fetched = _record_replay_reads(rt, job.id)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(reference.follow, await rt.subscribe_job(job.id))
                 await reference.wait_for(1)  # it has read its replay: later reads are others'
@@ -206,8 +229,8 @@ def test_resume_after_any_received_id_is_exact(
                 kept = prefix[: choice + 1]
                 delay = data.draw(st.integers(0, 30), label="events before resuming")
                 await reference.wait_for(len(prefix) + delay)
+                fetched.clear()
                 with await rt.subscribe_job(job.id, after=last) as resume:
-                    fetched.clear()
                     resumed = await collect(resume)
                     assert resume.skipped_progress == 0
                 # what the storage answered to the resume's replay reads, in order

@@ -272,6 +272,8 @@ class Broadcaster:
             now = time.perf_counter()
             for event, job in staged[start : start + self._fanout_slice]:
                 event.published_at = now
+                if job.history is not None:
+                    job.history.append(event)
                 hub.publish(event)
                 if event.type.is_terminal:
                     job.terminal_published = True

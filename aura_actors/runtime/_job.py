@@ -20,6 +20,7 @@ from ..protocol import (
 )
 from ._broadcaster import Broadcaster, CommitWaiter, Outgoing
 from ._events import JsonObject
+from ._history import JobHistory
 from ._ids import EventId
 from ._records import JobRecord, LogLine
 from ._stage import Artifact, Stage
@@ -73,6 +74,7 @@ class Job:
         "error",
         "eta_seconds",
         "finished_at",
+        "history",
         "id",
         "last_event_id",
         "logs",
@@ -126,6 +128,9 @@ class Job:
         #: ``time.perf_counter()`` when a cancel was first asked for (for metrics).
         self.cancel_requested_at: float | None = None
         self.terminal_published = False
+        #: The job's events this process published, for replay while it is live
+        #: (``None`` for a job an earlier process started: its history is stored).
+        self.history: JobHistory | None = None
         self._started_clock: float | None = None
         self._broadcaster = broadcaster
 

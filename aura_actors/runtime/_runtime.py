@@ -29,6 +29,7 @@ from ._errors import (
 from ._events import Event, stream_error
 from ._fair_queue import FairQueue
 from ._files import remove_job_files
+from ._history import JobHistory
 from ._hub import Hub
 from ._ids import EventId
 from ._job import CANCELED_BY_SHUTDOWN, CANCELED_BY_USER, Job
@@ -179,6 +180,7 @@ class Runtime:
             broadcaster=self.broadcaster,
             retry_of=retry_of,
         )
+        job.history = JobHistory(self.config.max_history_events)
         self._live[job.id] = job
         self._creating += 1
         waiter = CommitWaiter()
@@ -484,8 +486,13 @@ class Runtime:
         """Subscribe to a job's events: its stored history after ``after``, then live.
 
         Raises :class:`JobNotFound`. Use the subscription as a context manager.
-        The history is read a page at a time as the reader goes. A checkpoint.
+        A live job started by this process replays from memory; any other job's
+        history is read from storage a page at a time as the reader goes. A checkpoint.
         """
+        job = self._live.get(job_id)
+        if job is not None and job.history is not None and _visible(job.owner, owner):
+            await trio.lowlevel.checkpoint()
+            return self._follow_live(job, after)
         record = await self.get(job_id, owner=owner)
         stored = await self._stored(job_id)
         replay: list[Event] = []
@@ -505,6 +512,27 @@ class Runtime:
             subscription.end()
         else:
             self.hub.follow_job(record.id, subscription)
+        return subscription
+
+    def _follow_live(self, job: Job, after: EventId | None) -> Subscription:
+        """Replay ``job``'s history from memory, then follow it: no storage read, no gap.
+
+        Taking the replay and joining the hub happen in one step (no checkpoint
+        between), so no event is published in between.
+        """
+        history = job.history
+        assert history is not None
+        replay: list[Event] = []
+        if history.is_truncated_after(after):
+            replay.append(_truncated_error(job.id))
+        replay.extend(history.after(after))
+        subscription = Subscription(
+            max_buffer=self.config.subscriber_buffer, replay=replay, after=after, job_id=job.id
+        )
+        if job.terminal_published:
+            subscription.end()
+        else:
+            self.hub.follow_job(job.id, subscription)
         return subscription
 
     async def subscribe_all(
