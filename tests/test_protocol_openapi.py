@@ -96,7 +96,11 @@ async def test_the_document_exposes_the_protocol_models(
     model: type[BaseModel],
     mode: Mode,
 ) -> None:
-    assert documented_schema(document, path, method, status) == model_wire_schema(model, mode)
+    documented = documented_schema(document, path, method, status)
+    if (path, method, status) == ("/api/jobs", "post", "request"):
+        # The one addition of the web layer: the registered pipelines, as an enum.
+        assert documented["properties"]["pipeline"].pop("enum") == ["synthetic", "video"]
+    assert documented == model_wire_schema(model, mode)
 
 
 # -- the comparison itself, so that the test above can be trusted -------------------------

@@ -11,6 +11,11 @@ from ._status import JobStatus
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "JobListQuery", "StreamQuery"]
 
+#: What a listing cursor looks like (the runtime's sequence number; empty: none).
+CURSOR_PATTERN = r"^[0-9]{0,18}$"
+#: An event id ``<millis>-<counter>``, or empty for none.
+LAST_EVENT_ID_PATTERN = r"^((0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17}))?$"
+
 #: Jobs per page of ``GET /api/jobs`` when ``limit`` is not given, and at most.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -37,7 +42,12 @@ class JobListQuery(WireModel):
         le=MAX_PAGE_SIZE,
         description=f"Jobs per page, 1 to {MAX_PAGE_SIZE}.",
     )
-    cursor: str | None = Field(default=None, description="The `nextCursor` of the previous page.")
+    cursor: str | None = Field(
+        default=None,
+        description="The `nextCursor` of the previous page (empty: the first page).",
+        # Checked by the runtime (422 invalid_cursor); documented here.
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    )
 
 
 class StreamQuery(WireModel):
@@ -46,6 +56,8 @@ class StreamQuery(WireModel):
     last_event_id: str | None = Field(
         default=None,
         description="Resume after this id (as the `Last-Event-ID` header, which wins).",
+        # Checked by the route (400 invalid_last_event_id); documented here.
+        json_schema_extra={"pattern": LAST_EVENT_ID_PATTERN},
     )
     access_token: str | None = Field(
         default=None,

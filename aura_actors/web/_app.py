@@ -47,6 +47,7 @@ def create_app(
         BODY_TIMEOUT=30,
         JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=False,
+        AURA_PIPELINES=runtime.pipelines.names(),
     )
     QuartSchema(
         app,

@@ -17,6 +17,7 @@ long.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
@@ -53,6 +54,18 @@ _REFUSAL = (
     b"Retry-After: 1\r\n"
     b"\r\n" + _REFUSAL_BODY
 )
+
+
+def raise_open_file_limit() -> None:
+    """Raise the process's soft open-file limit to its hard one (many systems start at 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return
+    target = _DERIVED_CEILING * 4 if hard == resource.RLIM_INFINITY else hard
+    if target > soft:
+        # If refused, keep what we have: the cap follows it.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def default_max_connections() -> int:

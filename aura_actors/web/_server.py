@@ -18,7 +18,7 @@ from ..pipelines import default_pipelines
 from ..runtime import Runtime, StorageUnavailable, open_runtime
 from ._app import create_app
 from ._auth import load_tokens
-from ._budget import ConnectionBudget, default_max_connections
+from ._budget import ConnectionBudget, default_max_connections, raise_open_file_limit
 from ._hypercorn import check_version, serve_app
 from ._metrics import ServerMetrics
 from ._settings import ServerSettings
@@ -189,6 +189,7 @@ async def _run_app(
     on_listening: Callable[[str], None] | None,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger`` returns; say where once listening."""
+    raise_open_file_limit()
     limit = settings.max_connections or default_max_connections()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
