@@ -133,9 +133,18 @@ async def test_a_failed_job_exits_1_with_the_error_and_its_remediation(
     )
     result = await run_cli("submit", "synthetic", "--params", params, "--follow", url=server.url)
     assert result.code == 1, result
-    assert "warning [stage-1]: synthetic warning at stage 0 tick 0" in result.lines
-    assert "Failed in stage stage-2: synthetic failure at stage 1 tick 1" in result.lines
-    assert "error synthetic_failure: synthetic failure at stage 1 tick 1" in result.lines
+    assert (
+        "warning [stage-1]: synthetic warning at stage-1, tick 1 (warnAt stage 0, tick 0)"
+        in result.lines
+    )
+    assert (
+        "Failed in stage stage-2: synthetic failure at stage-2, tick 2 (failAt stage 1, tick 1)"
+        in result.lines
+    )
+    assert (
+        "error synthetic_failure: synthetic failure at stage-2, tick 2 (failAt stage 1, tick 1)"
+        in result.lines
+    )
     assert any(line.strip().startswith("remediation: remove failAt") for line in result.lines)
 
 

@@ -154,7 +154,10 @@ async def test_retry_runs_a_failed_job_again_and_refuses_a_done_one(
     assert followed.lines[0].startswith(f"retrying job {failed} as job ")
     again = followed.lines[0].rsplit(" ", 1)[-1]
     assert (await snapshot(http, again))["retryOf"] == failed
-    assert "Failed in stage stage-2: synthetic failure at stage 1 tick 1" in followed.lines
+    assert (
+        "Failed in stage stage-2: synthetic failure at stage-2, tick 2 (failAt stage 1, tick 1)"
+        in followed.lines
+    )
 
 
 # -- delete -------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ async def test_logs_are_typed_lines_of_what_the_job_did(client: AuraClient) -> N
     assert "stage-1 completed" in messages and "stage-2 started" in messages
     failure = logs.lines[-1]
     assert failure.level == "error" and failure.stage == "stage-2"
-    assert "synthetic failure at stage 1 tick 1" in failure.message
+    assert "synthetic failure at stage-2, tick 2 (failAt stage 1, tick 1)" in failure.message
     times = [line.at for line in logs.lines]
     assert times == sorted(times) and all(at.tzinfo is not None for at in times)
 

@@ -19,7 +19,9 @@ EXAMPLES = DOCS / "examples"
 EXPECTED_OUTPUT = {
     "watch_progress.py": "done: video.mp4, thumbnail.jpg, voice.wav, script.txt",
     "progress_with_cancel.py": "final status: Canceled",
-    "all_event_types.py": "warning stage-1: synthetic warning at stage 0 tick 2",
+    "all_event_types.py": (
+        "warning stage-1: synthetic warning at stage-1, tick 3 (warnAt stage 0, tick 2)"
+    ),
     "raw_sse_httpx.py": "job-completed",
     "errors_and_recovery.py": "ended with job-completed",
     "custom_pipeline.py": "job-completed",

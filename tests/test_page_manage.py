@@ -108,7 +108,9 @@ async def test_the_log_panel_shows_the_jobs_log_and_follows_it_while_open(
             expect(lines).to_have_count(len(stored))
             expect(lines.first).to_contain_text("[stage-1] stage-1 started")
             expect(lines.last).to_have_attribute("data-level", "error")
-            expect(lines.last).to_contain_text("synthetic failure at stage 1 tick 1")
+            expect(lines.last).to_contain_text(
+                "synthetic failure at stage-2, tick 2 (failAt stage 1, tick 1)"
+            )
 
             # A job waiting behind another has no log yet; its open panel follows it
             # as it runs, from its own events.

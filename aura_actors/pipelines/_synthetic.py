@@ -55,7 +55,8 @@ async def _tick_stage(params: SyntheticParams, context: StageContext) -> None:
             tick,
         ):
             raise StageError(
-                f"synthetic failure at stage {here} tick {tick}",
+                f"synthetic failure at {context.stage_name}, tick {tick + 1} "
+                f"(failAt stage {here}, tick {tick})",
                 code="synthetic_failure",
                 remediation="remove failAt from the params to let the job finish",
             )
@@ -63,7 +64,10 @@ async def _tick_stage(params: SyntheticParams, context: StageContext) -> None:
             here,
             tick,
         ):
-            await context.warn(f"synthetic warning at stage {here} tick {tick}")
+            await context.warn(
+                f"synthetic warning at {context.stage_name}, tick {tick + 1} "
+                f"(warnAt stage {here}, tick {tick})"
+            )
         await context.report(
             (tick + 1) / params.ticks,
             f"tick {tick + 1}/{params.ticks}",
