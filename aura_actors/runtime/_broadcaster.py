@@ -97,6 +97,7 @@ class Broadcaster:
         #: Records that could not be stored before the broadcaster had to stop.
         self.lost_records = 0
         self._give_up_at = math.inf
+        self._retry_wait: trio.CancelScope | None = None
         self._commit = Commit()
         self._staged: list[tuple[Event, Job]] = []
         self._waiters: list[tuple[CommitWaiter, Job | None]] = []
@@ -159,6 +160,8 @@ class Broadcaster:
     def give_up_after(self, seconds: float) -> None:
         """While storage fails, stop retrying ``seconds`` from now (trio clock)."""
         self._give_up_at = min(self._give_up_at, trio.current_time() + seconds)
+        if self._retry_wait is not None:
+            self._retry_wait.deadline = min(self._retry_wait.deadline, self._give_up_at)
 
     # -- the actor ----------------------------------------------------------------------
 
@@ -178,8 +181,12 @@ class Broadcaster:
             elif trio.current_time() >= self._give_up_at:
                 self._abandon()
             elif self._commit or self._waiters:
-                # Wait before retrying, but never past the time to give up.
-                await trio.sleep(min(backoff, max(0.0, self._give_up_at - trio.current_time())))
+                # Wait before retrying, but never past the time to give up (which
+                # give_up_after may bring forward while this waits).
+                wake = min(trio.current_time() + backoff, self._give_up_at)
+                with trio.CancelScope(deadline=wake) as self._retry_wait:
+                    await trio.sleep_forever()
+                self._retry_wait = None
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
             else:
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])

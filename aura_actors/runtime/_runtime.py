@@ -494,7 +494,9 @@ class Runtime:
             await trio.lowlevel.checkpoint()
             return self._follow_live(job, after)
         record = await self.get(job_id, owner=owner)
-        stored = await self._stored(job_id)
+        # A job not held here came from storage already; a live one resumed from an
+        # earlier process needs its stored record (truncation, expiry).
+        stored = await self._stored(job_id) if record.id in self._live else record
         replay: list[Event] = []
         truncated = None if stored is None else stored.truncated_through
         if truncated is not None and (after is None or after < truncated):
