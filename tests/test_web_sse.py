@@ -19,6 +19,7 @@ from support.streams import (
     Ev,
     RawHttp,
     assert_strictly_increasing,
+    compact_progress,
     create_job,
     open_sse,
     parse_sse_wire,
@@ -115,8 +116,10 @@ async def test_headers_retry_line_and_exact_framing_on_the_wire(
             assert b"\r" not in line
             assert json.loads(line[6:]) is not None
 
-    # httpx-sse reads the very same events.
-    assert await read_sse(client, f"/api/jobs/{job_id}/events") == wire.events
+    # httpx-sse reads the very same events from the stored history (the live read above
+    # may have skipped intermediate progress, which the contract allows).
+    replayed = await read_sse(client, f"/api/jobs/{job_id}/events")
+    assert compact_progress(replayed) == compact_progress(wire.events)
 
 
 async def test_retry_is_configurable(tmp_path: Path) -> None:
@@ -193,15 +196,21 @@ async def test_keep_alive_comments_while_quiet(
         await raw.aclose()
 
 
-async def test_events_are_pushed_as_they_happen(client: httpx.AsyncClient) -> None:
-    """A live event reaches an open stream without waiting for a keep-alive or a poll."""
-    job_id = await create(client, WAITING)
-    async with open_sse(client, f"/api/jobs/{job_id}/events") as stream:
-        with trio.fail_after(5):
-            await stream.until(lambda e: e.event == "step-status")
-            await client.post(f"/api/jobs/{job_id}/cancel")
-            # Well under the 0.2 s keep-alive on this server, the cancel is on the stream.
-            with trio.fail_after(0.15):
+async def test_events_are_pushed_as_they_happen(tmp_path: Path) -> None:
+    """A live event reaches an open stream without waiting for a keep-alive or a poll.
+
+    The keep-alive is an hour here, so nothing but the event itself can wake the
+    stream: its arrival at all (within a generous bound) shows it was pushed.
+    """
+    async with (
+        run_server(ServerSettings.of(keepalive=3600), data_dir=tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        job_id = await create(client, WAITING)
+        async with open_sse(client, f"/api/jobs/{job_id}/events") as stream:
+            with trio.fail_after(30):
+                await stream.until(lambda e: e.event == "step-status")
+                await client.post(f"/api/jobs/{job_id}/cancel")
                 rest = await stream.rest()
     assert [e.event for e in rest] == ["job-status", "job-cancelled"]
 
