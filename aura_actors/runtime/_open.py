@@ -16,7 +16,8 @@ from ._ids import EventIdGenerator
 from ._memory_store import MemoryStorage
 from ._observer import RuntimeObserver
 from ._pipeline import PipelineRegistry
-from ._runtime import STORE_CLOSE_TIMEOUT, Runtime
+from ._runner import STORE_CLOSE_TIMEOUT
+from ._runtime import Runtime
 from ._sqlite_store import SqliteStorage
 from ._storage import JobStorage
 
