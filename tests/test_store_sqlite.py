@@ -744,8 +744,10 @@ async def test_a_failed_write_raises_and_loses_nothing_once_the_disk_works_again
         max_history_events=1000,
         artifacts_dir=tmp_path / "artifacts",
     )
-    real_connect = store._connect
-    monkeypatch.setattr(store, "_connect", lambda: FaultyConnection(real_connect(), fault))
+    real_connect = store._connections.connect
+    monkeypatch.setattr(
+        store._connections, "connect", lambda: FaultyConnection(real_connect(), fault)
+    )
     await store.open()
     try:
         a_life = run_script(script.life("a", None, runs=[3]))

@@ -31,8 +31,10 @@ from ._observer import NullObserver, RuntimeObserver
 from ._open import default_storage, open_runtime
 from ._pipeline import Pipeline, PipelineRegistry
 from ._progress import EtaEstimator, ProgressTracker
+from ._queries import ANY_OWNER, MAX_PAGE, JobPage
 from ._records import Commit, JobRecord, LogLine
-from ._runtime import ANY_OWNER, MAX_PAGE, STORE_CLOSE_TIMEOUT, JobPage, Runtime
+from ._runner import STORE_CLOSE_TIMEOUT
+from ._runtime import Runtime
 from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew
 from ._sqlite_store import SqliteStorage
 from ._stage import Artifact, Stage, StageContext, StageError, StageFunction

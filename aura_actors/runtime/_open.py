@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import trio
 
@@ -16,9 +16,10 @@ from ._ids import EventIdGenerator
 from ._memory_store import MemoryStorage
 from ._observer import RuntimeObserver
 from ._pipeline import PipelineRegistry
-from ._runtime import STORE_CLOSE_TIMEOUT, Runtime
+from ._runner import STORE_CLOSE_TIMEOUT
+from ._runtime import Runtime
 from ._sqlite_store import SqliteStorage
-from ._storage import JobStorage
+from ._storage import JobStorage, Recovery
 
 logger = logging.getLogger("aura_actors.runtime")
 
@@ -67,23 +68,11 @@ async def open_runtime(
     ``runtime.broadcaster.lost_records`` says how much was not). No task of the
     runtime outlives the block.
     """
-    lock = DataDirLock(config.data_dir) if config.persist_jobs else None
-    if lock is not None:
-        lock.acquire()
-    try:
+    with DataDirLock(config.data_dir) if config.persist_jobs else nullcontext():
         storage = storage or default_storage(config)
         recovery = await storage.open()
         try:
-            id_generator = id_generator or EventIdGenerator()
-            if recovery.last_event_id is not None:
-                id_generator.resume_after(recovery.last_event_id)
-            broadcaster = Broadcaster(
-                storage,
-                Hub(),
-                id_generator=id_generator,
-                fanout_slice=max(1, config.subscriber_buffer // 4),
-                observer=observer,
-            )
+            broadcaster = _new_broadcaster(config, storage, recovery, id_generator, observer)
             async with _running(broadcaster, storage) as system_nursery:
                 try:
                     async with trio.open_nursery() as job_nursery:
@@ -107,9 +96,26 @@ async def open_runtime(
         finally:
             with trio.CancelScope(shield=True):
                 await storage.aclose()
-    finally:
-        if lock is not None:
-            lock.release()
+
+
+def _new_broadcaster(
+    config: RuntimeConfig,
+    storage: JobStorage,
+    recovery: Recovery,
+    id_generator: EventIdGenerator | None,
+    observer: RuntimeObserver | None,
+) -> Broadcaster:
+    """The broadcaster to ``storage``, its ids going on after the newest stored one."""
+    id_generator = id_generator or EventIdGenerator()
+    if recovery.last_event_id is not None:
+        id_generator.resume_after(recovery.last_event_id)
+    return Broadcaster(
+        storage,
+        Hub(),
+        id_generator=id_generator,
+        fanout_slice=max(1, config.subscriber_buffer // 4),
+        observer=observer,
+    )
 
 
 @asynccontextmanager

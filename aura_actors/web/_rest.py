@@ -25,6 +25,7 @@ from ..protocol import (
     JobSnapshot,
     dump_json_bytes,
 )
+from ..runtime import JobRecord, RuntimeConfig
 from ._context import ServerContext
 from ._errors import ApiError, parse_model
 
@@ -46,6 +47,13 @@ async def _read_json() -> Any:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
 
 
+def _accepted(job: JobRecord) -> Response:
+    """202 with the new job's snapshot and its ``Location``."""
+    response = _json_response(job.snapshot(), 202)
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    return response
+
+
 def register_rest_routes(app: Quart, context: ServerContext) -> None:
     """Add the REST routes to ``app``: the job collection here, the rest below."""
     runtime = context.runtime
@@ -62,10 +70,7 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         """Start a job; it runs at once or waits as Queued."""
         user = context.current_user()
         body = parse_model(CreateJobRequest, await _read_json(), "request body")
-        job = await runtime.submit(body.pipeline, body.params, owner=user)
-        response = _json_response(job.snapshot(), 202)
-        response.headers["Location"] = f"/api/jobs/{job.id}"
-        return response
+        return _accepted(await runtime.submit(body.pipeline, body.params, owner=user))
 
     @app.get("/api/jobs")
     @document_querystring(JobListQuery)
@@ -83,11 +88,12 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
         )
 
     _register_job_routes(app, context)
+    _register_job_output_routes(app, context)
     _register_service_routes(app, context)
 
 
 def _register_job_routes(app: Quart, context: ServerContext) -> None:
-    """One job: get, cancel, its artifacts."""
+    """One job: get, cancel, delete, retry."""
     runtime = context.runtime
 
     @app.get("/api/jobs/<job_id>")
@@ -124,10 +130,12 @@ def _register_job_routes(app: Quart, context: ServerContext) -> None:
     async def retry_job(job_id: str) -> Response:
         """Run a Failed or Canceled job again, as a new job with ``retryOf`` set."""
         user = context.current_user()
-        job = await runtime.retry(job_id, owner=user)
-        response = _json_response(job.snapshot(), 202)
-        response.headers["Location"] = f"/api/jobs/{job.id}"
-        return response
+        return _accepted(await runtime.retry(job_id, owner=user))
+
+
+def _register_job_output_routes(app: Quart, context: ServerContext) -> None:
+    """What one job made: its log, its artifacts."""
+    runtime = context.runtime
 
     @app.get("/api/jobs/<job_id>/logs")
     @document_response(JobLogs, 200)
@@ -143,20 +151,25 @@ def _register_job_routes(app: Quart, context: ServerContext) -> None:
         """Download one of a job's artifacts (its owner only)."""
         user = context.current_user()
         job = await runtime.get(job_id, owner=user)
-        for artifact in job.artifacts:
-            if artifact.name == name:
-                # Resolved now, not when the file was made: a tampered record or a
-                # symlink in the job's folder (or the folder itself a symlink) must
-                # not lead anywhere else.
-                folder = runtime.config.artifacts_dir.resolve() / job.id
-                path = (runtime.config.data_dir / artifact.path).resolve()
-                if not path.is_relative_to(folder) or not path.is_file():
-                    break
-                response = await send_file(path, mimetype=artifact.mime_type, conditional=True)
-                response.headers["Content-Disposition"] = f'inline; filename="{artifact.name}"'
-                response.headers["Cache-Control"] = "private, max-age=0"
-                return response
-        raise ApiError(404, "artifact_not_found", f"job {job_id!r} has no artifact {name!r}")
+        return await _send_artifact(runtime.config, job, name)
+
+
+async def _send_artifact(config: RuntimeConfig, job: JobRecord, name: str) -> Response:
+    """The file of ``job``'s artifact ``name``; a 404 ``artifact_not_found`` if there is none."""
+    for artifact in job.artifacts:
+        if artifact.name == name:
+            # Resolved now, not when the file was made: a tampered record or a
+            # symlink in the job's folder (or the folder itself a symlink) must
+            # not lead anywhere else.
+            folder = config.artifacts_dir.resolve() / job.id
+            path = (config.data_dir / artifact.path).resolve()
+            if not path.is_relative_to(folder) or not path.is_file():
+                break
+            response = await send_file(path, mimetype=artifact.mime_type, conditional=True)
+            response.headers["Content-Disposition"] = f'inline; filename="{artifact.name}"'
+            response.headers["Cache-Control"] = "private, max-age=0"
+            return response
+    raise ApiError(404, "artifact_not_found", f"job {job.id!r} has no artifact {name!r}")
 
 
 def _register_service_routes(app: Quart, context: ServerContext) -> None:
