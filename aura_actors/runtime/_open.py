@@ -24,7 +24,21 @@ logger = logging.getLogger("aura_actors.runtime")
 
 
 def default_storage(config: RuntimeConfig) -> JobStorage:
-    """SQLite in the data dir when ``config.persist_jobs``, else memory."""
+    """Redis with ``config.redis_url``; else SQLite in the data dir when
+    ``config.persist_jobs``; else memory."""
+    if config.redis_url is not None:
+        # Imported here: coredis is loaded only by a runtime that uses Redis.
+        from ..cluster import RedisStorage
+
+        return RedisStorage(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            history_ttl=config.history_ttl,
+            max_history_events=config.max_history_events,
+            artifacts_dir=config.artifacts_dir,
+            retention_days=config.retention_days,
+            retention_jobs=config.retention_jobs,
+        )
     if config.persist_jobs:
         return SqliteStorage(
             config.store_path,
