@@ -39,7 +39,7 @@ from support.store_script import (
     run_script,
 )
 
-from aura_actors.cluster import CommitRefused, RedisStorage
+from aura_actors.cluster import CommitRefused, RedisStorage, open_redis_storage
 from aura_actors.runtime import (
     Commit,
     EventId,
@@ -58,12 +58,12 @@ async def open_store(
     options.setdefault("history_ttl", 3600.0)
     options.setdefault("max_history_events", 10_000)
     options.setdefault("artifacts_dir", tmp_path / "artifacts")
-    store = RedisStorage(url, prefix=prefix, **options)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.aclose()
+    async with open_redis_storage(url, prefix=prefix, **options) as store:
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.aclose()
 
 
 @pytest.fixture
@@ -175,18 +175,13 @@ async def test_recovery_reports_unfinished_jobs_the_newest_id_and_the_count(
     async with open_store(tmp_path, prefix) as store:
         for item in items:
             await store.commit(item)
-    store = RedisStorage(
-        SHARED_URL, prefix=prefix, history_ttl=60, max_history_events=100, artifacts_dir=tmp_path
-    )
-    recovery = await store.open()
-    try:
+    async with open_store(tmp_path, prefix, history_ttl=60, max_history_events=100) as store:
+        recovery = await store.open()
         assert [r.id for r in recovery.unfinished] == ["queued", "running", "queued-later"]
         assert [r.status.value for r in recovery.unfinished] == ["Queued", "Running", "Queued"]
         assert recovery.unfinished[1].owner == "alice"
         assert recovery.last_event_id == items[-1].events[0].id
         assert recovery.job_count == 4
-    finally:
-        await store.aclose()
 
 
 async def test_the_keys_are_the_documented_layout(tmp_path: Path, prefix: str) -> None:

@@ -9,6 +9,6 @@ process on Redis; workers, the dispatch queue and the per-node hub come later
 
 from ._errors import CommitRefused
 from ._keys import KeyLayout, owner_key
-from ._redis_store import RedisStorage
+from ._redis_store import RedisStorage, open_redis_storage
 
-__all__ = ["CommitRefused", "KeyLayout", "RedisStorage", "owner_key"]
+__all__ = ["CommitRefused", "KeyLayout", "RedisStorage", "open_redis_storage", "owner_key"]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +59,52 @@ CONNECT_TIMEOUT = 2.0
 EXPIRE_CHUNK = 100
 
 
-class RedisStorage:
-    """:class:`~aura_actors.runtime.JobStorage` in the Redis at ``url``, keys under ``prefix``.
+@asynccontextmanager
+async def open_redis_storage(url: str, **options: Any) -> AsyncIterator[RedisStorage]:
+    """A :class:`RedisStorage` on the Redis at ``url``, connected for the ``async with`` block.
 
-    ``wall_clock`` (seconds, like :func:`time.time`) dates job ends for history
-    expiry and retention, as in the embedded store.
+    ``options`` are :class:`RedisStorage`'s. The client's connections are tasks
+    of this block (coredis's pool): leaving it closes them. Nothing is sent to
+    Redis until the storage is used, so this does not fail when Redis is down;
+    :meth:`RedisStorage.open` does.
+    """
+    client: coredis.Redis[str] = coredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        stream_timeout=REDIS_TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+    try:
+        async with client:
+            yield RedisStorage(client, **options)
+    except BaseExceptionGroup as group:
+        # The pool's task group wraps whatever leaves the block: give callers the
+        # exception itself (DataDirLocked, StorageUnavailable...) when it is the only one.
+        sole = _sole_leaf(group)
+        if sole is None:
+            raise
+        raise sole from None
+
+
+def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside nested groups, or ``None`` if there are several."""
+    leaves: list[BaseException] = [group]
+    while len(leaves) == 1 and isinstance(leaves[0], BaseExceptionGroup):
+        leaves = list(leaves[0].exceptions)
+    return leaves[0] if len(leaves) == 1 else None
+
+
+class RedisStorage:
+    """:class:`~aura_actors.runtime.JobStorage` in Redis, every key under ``prefix``.
+
+    Made by :func:`open_redis_storage`, which owns the connection. ``wall_clock``
+    (seconds, like :func:`time.time`) dates job ends for history expiry and
+    retention, as in the embedded store.
     """
 
     def __init__(
         self,
-        url: str,
+        client: coredis.Redis[str],
         *,
         prefix: str = "aura",
         history_ttl: float,
@@ -79,7 +115,6 @@ class RedisStorage:
         upkeep_interval: float = 30.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.url = url
         self.keys = KeyLayout(prefix)
         self.history_ttl = history_ttl
         self.max_history_events = max_history_events
@@ -88,43 +123,31 @@ class RedisStorage:
         self.retention_jobs = retention_jobs
         self.upkeep_interval = upkeep_interval
         self._wall_clock = wall_clock
-        self._client: coredis.Redis[str] | None = None
-        self._exit = AsyncExitStack()
+        self._client = client
+        self._closed = False
 
     @property
     def client(self) -> coredis.Redis[str]:
-        """The connected client (between :meth:`open` and :meth:`aclose`)."""
-        if self._client is None:
-            raise StorageUnavailable("the Redis storage is not open")
+        """The client (until :meth:`aclose`)."""
+        if self._closed:
+            raise StorageUnavailable("the Redis storage is closed")
         return self._client
 
     # -- opening and closing ---------------------------------------------------------
 
     async def open(self) -> Recovery:
-        """Connect, load the scripts, and report the unfinished jobs and the newest id.
+        """Load the scripts, and report the unfinished jobs and the newest id.
 
         Raises :class:`StorageUnavailable` when Redis cannot be reached.
         """
-        client: coredis.Redis[str] = coredis.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            stream_timeout=REDIS_TIMEOUT,
-            connect_timeout=CONNECT_TIMEOUT,
+        with redis_errors("open the store"):
+            for script in ALL_SCRIPTS:
+                await script.load(self.client)
+            last = await self.client.hget(self.keys.meta, "last_event_id")
+            count = await self.client.zcard(self.keys.index(ALL_OWNERS))
+        unfinished = await self._list(
+            ALL_OWNERS, [JobStatus.QUEUED, JobStatus.RUNNING], None, 2**31 - 1
         )
-        try:
-            await self._exit.enter_async_context(client)
-            self._client = client
-            with redis_errors("open the store"):
-                for script in ALL_SCRIPTS:
-                    await script.load(client)
-                last = await client.hget(self.keys.meta, "last_event_id")
-                count = await client.zcard(self.keys.index(ALL_OWNERS))
-            unfinished = await self._list(
-                ALL_OWNERS, [JobStatus.QUEUED, JobStatus.RUNNING], None, 2**31 - 1
-            )
-        except BaseException:
-            await self.aclose()
-            raise
         return Recovery(
             unfinished=unfinished[::-1],
             last_event_id=None if last is None else EventId.parse(last),
@@ -132,9 +155,11 @@ class RedisStorage:
         )
 
     async def aclose(self) -> None:
-        """Disconnect. Idempotent."""
-        self._client = None
-        await self._exit.aclose()
+        """Stop using the connection (:func:`open_redis_storage` closes it). Idempotent.
+
+        Not a checkpoint.
+        """
+        self._closed = True
 
     # -- writing -----------------------------------------------------------------------
 
