@@ -9,6 +9,7 @@ a private ``redis-server``. Wall-clock time (expiry, retention) is injected.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -456,4 +457,35 @@ async def test_out_of_memory_refuses_the_whole_commit(tmp_path: Path) -> None:
             await admin.config_set({"maxmemory": "0"})
         for item in life[1:]:
             await store.commit(item)
+        assert (await _record(store, "a")).status is JobStatus.DONE
+
+
+async def test_a_hung_redis_times_out_and_a_retried_commit_is_applied_once(
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP: calls fail after the timeout (StorageUnavailable), though Redis may
+    still run what it received. After SIGCONT the broadcaster's retry of the same
+    commit is applied once, whether or not the first attempt got through."""
+    script = Script()
+    async with (
+        private_redis(tmp_path / "redis") as server,
+        open_store(tmp_path, "aura", server.url, timeout=0.3) as store,
+    ):
+        life = run_script(script.life("a", None, runs=[2]))
+        await store.commit(life[0])
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            with trio.fail_after(10), pytest.raises(StorageUnavailable, match="Redis"):
+                await store.commit(life[1])
+            with trio.fail_after(10), pytest.raises(StorageUnavailable, match="Redis"):
+                await store.get("a")
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        await store.commit(life[1])  # the retry
+        for item in life[2:]:
+            await store.commit(item)
+        assert keys(await store.job_events("a", None, 100)) == keys(
+            compacted(events_of(life, "a"), 10_000)[0]
+        )
         assert (await _record(store, "a")).status is JobStatus.DONE

@@ -60,10 +60,13 @@ EXPIRE_CHUNK = 100
 
 
 @asynccontextmanager
-async def open_redis_storage(url: str, **options: Any) -> AsyncIterator[RedisStorage]:
+async def open_redis_storage(
+    url: str, *, timeout: float = REDIS_TIMEOUT, **options: Any
+) -> AsyncIterator[RedisStorage]:
     """A :class:`RedisStorage` on the Redis at ``url``, connected for the ``async with`` block.
 
-    ``options`` are :class:`RedisStorage`'s. The client's connections are tasks
+    A call that takes longer than ``timeout`` seconds fails (a hung Redis is a
+    failing one). ``options`` are :class:`RedisStorage`'s. The client's connections are tasks
     of this block (coredis's pool): leaving it closes them. Nothing is sent to
     Redis until the storage is used, so this does not fail when Redis is down;
     :meth:`RedisStorage.open` does.
@@ -71,8 +74,8 @@ async def open_redis_storage(url: str, **options: Any) -> AsyncIterator[RedisSto
     client: coredis.Redis[str] = coredis.Redis.from_url(
         url,
         decode_responses=True,
-        stream_timeout=REDIS_TIMEOUT,
-        connect_timeout=CONNECT_TIMEOUT,
+        stream_timeout=timeout,
+        connect_timeout=min(timeout, CONNECT_TIMEOUT),
     )
     try:
         async with client:
