@@ -469,7 +469,7 @@ async def test_a_hung_redis_times_out_and_a_retried_commit_is_applied_once(
     script = Script()
     async with (
         private_redis(tmp_path / "redis") as server,
-        open_store(tmp_path, "aura", server.url, timeout=0.3) as store,
+        open_store(tmp_path, "aura", server.url, call_timeout=0.3) as store,
     ):
         life = run_script(script.life("a", None, runs=[2]))
         await store.commit(life[0])

@@ -61,11 +61,11 @@ EXPIRE_CHUNK = 100
 
 @asynccontextmanager
 async def open_redis_storage(
-    url: str, *, timeout: float = REDIS_TIMEOUT, **options: Any
+    url: str, *, call_timeout: float = REDIS_TIMEOUT, **options: Any
 ) -> AsyncIterator[RedisStorage]:
     """A :class:`RedisStorage` on the Redis at ``url``, connected for the ``async with`` block.
 
-    A call that takes longer than ``timeout`` seconds fails (a hung Redis is a
+    A call that takes longer than ``call_timeout`` seconds fails (a hung Redis is a
     failing one). ``options`` are :class:`RedisStorage`'s. The client's connections are tasks
     of this block (coredis's pool): leaving it closes them. Nothing is sent to
     Redis until the storage is used, so this does not fail when Redis is down;
@@ -74,8 +74,8 @@ async def open_redis_storage(
     client: coredis.Redis[str] = coredis.Redis.from_url(
         url,
         decode_responses=True,
-        stream_timeout=timeout,
-        connect_timeout=min(timeout, CONNECT_TIMEOUT),
+        stream_timeout=call_timeout,
+        connect_timeout=min(call_timeout, CONNECT_TIMEOUT),
     )
     try:
         async with client:
