@@ -14,18 +14,26 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
-from support.redis import private_redis
+from support.redis import (
+    SHARED_URL,
+    delete_prefix,
+    private_redis,
+    require_shared_redis,
+    unique_prefix,
+)
 from support.servers import server_process
 from support.streams import Ev, assert_strictly_increasing, create_job, open_sse, read_sse
 
 from aura_actors.pipelines import default_pipelines
 from aura_actors.runtime import (
+    Event,
     EventType,
     JobStatus,
     RuntimeConfig,
@@ -69,6 +77,62 @@ async def test_the_runtime_refuses_jobs_while_redis_is_down_and_goes_on_once_bac
             stored = await runtime.storage.get(first.id)
             assert stored is not None and stored.status is JobStatus.DONE
             assert await runtime.storage.count_jobs() == {("Done", "synthetic"): 2}
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis, emptied at the end."""
+    await require_shared_redis()
+    name = unique_prefix()
+    try:
+        yield name
+    finally:
+        with trio.CancelScope(shield=True):
+            await delete_prefix(SHARED_URL, name)
+
+
+def _keys(events: list[Event]) -> list[tuple[Any, ...]]:
+    return [(event.id, event.type, event.data) for event in events]
+
+
+async def test_replays_after_a_restart_are_identical_and_resumes_exact(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Through the runtime: a job's stream and the all-jobs stream, read back from Redis
+    by a new runtime, give the same events with the same ids, from every id."""
+    config = RuntimeConfig(
+        persist_jobs=True, data_dir=tmp_path, redis_url=SHARED_URL, redis_prefix=prefix
+    )
+    params: dict[str, dict[str, Any]] = {
+        "done": {"stages": 3, "ticks": 4, "tickSeconds": 0, "warnAt": {"stage": 1, "tick": 2}},
+        "failed": {"stages": 2, "ticks": 3, "tickSeconds": 0, "failAt": {"stage": 1, "tick": 1}},
+    }
+    async with open_runtime(config, default_pipelines()) as runtime:
+        ids = {name: (await runtime.submit("synthetic", p)).id for name, p in params.items()}
+        for job_id in ids.values():  # to their ends (a live read may see more progress)
+            await _run_to_end(runtime, job_id)
+        before = {name: await _run_to_end(runtime, job_id) for name, job_id in ids.items()}
+    assert [before[name][-1].type for name in ids] == [
+        EventType.JOB_COMPLETED,
+        EventType.JOB_FAILED,
+    ]
+    async with open_runtime(config, default_pipelines()) as runtime:
+        for name, job_id in ids.items():
+            replay = await _run_to_end(runtime, job_id)
+            assert _keys(replay) == _keys(before[name]), name
+            for index, event in enumerate(replay):
+                with await runtime.subscribe_job(job_id, after=event.id) as subscription:
+                    assert _keys([e async for e in subscription]) == _keys(replay[index + 1 :])
+        merged = sorted((e for name in ids for e in before[name]), key=lambda e: e.id or (0, 0))
+        for start in (merged[0], merged[len(merged) // 2], merged[-2]):
+            assert start.id is not None
+            expected = [e for e in merged if e.id is not None and e.id > start.id]
+            with trio.fail_after(10):
+                with await runtime.subscribe_all(owner=None, after=start.id) as subscription:
+                    got = [await subscription.receive() for _ in expected]
+                    with pytest.raises(trio.WouldBlock):
+                        subscription.receive_nowait()
+            assert _keys(got) == _keys(expected)
 
 
 def _after(events: list[Ev], last: str) -> list[Ev]:
