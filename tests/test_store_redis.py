@@ -21,6 +21,7 @@ import trio
 from support.redis import (
     SHARED_URL,
     delete_prefix,
+    free_port,
     keys_under,
     private_redis,
     require_shared_redis,
@@ -488,4 +489,24 @@ async def test_a_hung_redis_times_out_and_a_retried_commit_is_applied_once(
         assert keys(await store.job_events("a", None, 100)) == keys(
             compacted(events_of(life, "a"), 10_000)[0]
         )
+        assert (await _record(store, "a")).status is JobStatus.DONE
+
+
+async def test_a_read_only_replica_refuses_commits_and_reads_go_on(tmp_path: Path) -> None:
+    script = Script()
+    async with (
+        private_redis(tmp_path / "redis") as server,
+        open_store(tmp_path, "aura", server.url) as store,
+        coredis.Redis.from_url(server.url) as admin,
+    ):
+        life = run_script(script.life("a", None, runs=[1]))
+        await store.commit(life[0])
+        # A replica of a primary that never answers: its data stays, read-only.
+        await admin.replicaof("127.0.0.1", free_port())
+        with pytest.raises(StorageUnavailable, match=r"ReadOnlyError: .* read only replica"):
+            await store.commit(life[1])
+        assert (await _record(store, "a")).status is JobStatus.QUEUED
+        await admin.replicaof(None, None)  # REPLICAOF NO ONE: a primary again
+        for item in life[1:]:
+            await store.commit(item)
         assert (await _record(store, "a")).status is JobStatus.DONE

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import anyio
 from coredis.exceptions import RedisError
 
 from ..runtime import StorageUnavailable
@@ -29,6 +30,8 @@ def redis_errors(action: str) -> Iterator[None]:
         message = str(exc)
         if message.startswith(("STALE ", "EXISTS ")):
             raise CommitRefused(f"Redis refused to {action}: {message}") from exc
-        raise StorageUnavailable(f"Redis: cannot {action}: {message}") from exc
-    except (OSError, TimeoutError) as exc:
+        kind = type(exc).__name__
+        raise StorageUnavailable(f"Redis: cannot {action}: {kind}: {message}") from exc
+    except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        # The connection itself broke (coredis wraps most of these; not all).
         raise StorageUnavailable(f"Redis: cannot {action}: {exc!r}") from exc
