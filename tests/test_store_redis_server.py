@@ -23,10 +23,8 @@ import pytest
 import trio
 from support.redis import (
     SHARED_URL,
-    delete_prefix,
     private_redis,
-    require_shared_redis,
-    unique_prefix,
+    shared_prefix,
 )
 from support.servers import server_process
 from support.streams import Ev, assert_strictly_increasing, create_job, open_sse, read_sse
@@ -82,13 +80,8 @@ async def test_the_runtime_refuses_jobs_while_redis_is_down_and_goes_on_once_bac
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own on the shared Redis, emptied at the end."""
-    await require_shared_redis()
-    name = unique_prefix()
-    try:
+    async with shared_prefix() as name:
         yield name
-    finally:
-        with trio.CancelScope(shield=True):
-            await delete_prefix(SHARED_URL, name)
 
 
 def _keys(events: list[Event]) -> list[tuple[Any, ...]]:

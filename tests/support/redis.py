@@ -19,10 +19,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import coredis
 import pytest
 import trio
+
+from aura_actors.cluster import RedisStorage, open_redis_storage
 
 from .processes import POLL_SECONDS
 
@@ -41,6 +44,19 @@ async def require_shared_redis() -> None:
             await client.ping()
     except (coredis.exceptions.RedisError, OSError) as exc:
         pytest.skip(f"no Redis at {SHARED_URL} ({exc}); .ci/run starts one")
+
+
+@asynccontextmanager
+async def shared_prefix() -> AsyncIterator[str]:
+    """A prefix of the caller's own on the shared Redis, its keys deleted at the end
+    (skips the test when no Redis answers there)."""
+    await require_shared_redis()
+    name = unique_prefix()
+    try:
+        yield name
+    finally:
+        with trio.CancelScope(shield=True):
+            await delete_prefix(SHARED_URL, name)
 
 
 async def delete_prefix(url: str, prefix: str) -> int:
@@ -117,3 +133,19 @@ async def private_redis(directory: Path) -> AsyncIterator[PrivateRedis]:
     finally:
         with trio.CancelScope(shield=True):
             await server.stop(signal.SIGKILL)
+
+
+@asynccontextmanager
+async def open_store(
+    tmp_path: Path, prefix: str, url: str = SHARED_URL, **options: Any
+) -> AsyncIterator[RedisStorage]:
+    """An opened ``RedisStorage`` on ``url`` under ``prefix``, files in ``tmp_path``."""
+    options.setdefault("history_ttl", 3600.0)
+    options.setdefault("max_history_events", 10_000)
+    options.setdefault("artifacts_dir", tmp_path / "artifacts")
+    async with open_redis_storage(url, prefix=prefix, **options) as store:
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.aclose()
