@@ -245,3 +245,42 @@ def test_serve_with_an_unreachable_redis_exits_1_saying_so(tmp_path: Path) -> No
     assert done.returncode == 1, done.stderr
     assert "Redis: cannot open the store" in done.stderr and "Traceback" not in done.stderr
     assert "listening" not in done.stdout
+
+
+async def _health(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    response = await client.get("/api/health")
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+async def test_serve_while_redis_is_down_answers_503_and_recovers_by_itself(
+    tmp_path: Path,
+) -> None:
+    async with private_redis(tmp_path / "redis") as redis:
+        args = ["--redis", redis.url]
+        async with server_process(tmp_path / "data", args) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                done = await create_job(client, QUICK)
+                await read_sse(client, f"/api/jobs/{done}/events")
+                await redis.stop()
+
+                refused = await client.post("/api/jobs", json=QUICK)
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"]["code"] == "storage_unavailable"
+                code, body = await _health(client)
+                assert code == 503 and body["status"] == "degraded", body
+                assert "Redis" in body["storage"]["problem"]
+                unreadable = await client.get(f"/api/jobs/{done}")
+                assert unreadable.status_code == 503, unreadable.text
+                assert unreadable.json()["error"]["code"] == "storage_unavailable"
+
+                await redis.start()
+                with trio.fail_after(30):  # the server's own retries notice (5 s at most)
+                    while (await _health(client))[0] != 200:  # noqa: ASYNC110 - polled
+                        await trio.sleep(0.05)
+                fresh = await create_job(client, QUICK)
+                assert (await read_sse(client, f"/api/jobs/{fresh}/events"))[-1].is_terminal
+                assert (await client.get(f"/api/jobs/{done}")).json()["status"] == "Done"
+            server.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                assert await server.wait() == 0
