@@ -31,6 +31,7 @@ from support.streams import Ev, assert_strictly_increasing, create_job, open_sse
 
 from aura_actors.pipelines import default_pipelines
 from aura_actors.runtime import (
+    DataDirLocked,
     Event,
     EventType,
     JobStatus,
@@ -284,3 +285,19 @@ async def test_serve_while_redis_is_down_answers_503_and_recovers_by_itself(
             server.send_signal(signal.SIGTERM)
             with trio.fail_after(30):
                 assert await server.wait() == 0
+
+
+async def test_a_second_runtime_on_the_data_dir_is_refused_plainly_with_redis_too(
+    tmp_path: Path, prefix: str
+) -> None:
+    """The data dir's lock stays; what leaves the Redis connection's block is the error
+    itself, not an exception group around it."""
+    config = RuntimeConfig(
+        persist_jobs=True, data_dir=tmp_path, redis_url=SHARED_URL, redis_prefix=prefix
+    )
+    async with open_runtime(config, default_pipelines()) as runtime:
+        job = await runtime.submit("synthetic", {"stages": 1, "ticks": 1, "tickSeconds": 0})
+        with pytest.raises(DataDirLocked, match=str(tmp_path)):
+            async with open_runtime(config, default_pipelines()):
+                pass  # never reached
+        assert (await _run_to_end(runtime, job.id))[-1].type is EventType.JOB_COMPLETED
