@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -24,7 +25,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,16 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from support.crash import Ledger, Stored, check_left_behind, check_restart, read_store, run_workload
+from support.crash import (
+    Ledger,
+    Stored,
+    check_left_behind,
+    check_restart,
+    read_redis_store,
+    read_store,
+    run_workload,
+)
+from support.redis import private_redis
 from support.servers import ServerProcess, server_process
 from support.streams import assert_strictly_increasing, create_job, open_sse, read_sse
 
@@ -136,24 +146,44 @@ async def test_a_second_server_on_the_same_data_dir_exits_1_and_changes_nothing(
 
 
 @pytest.mark.timeout(120 + 40 * CRASH_TRIALS)
-async def test_crash_suite_sigkill_at_random_moments(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_crash_suite_sigkill_at_random_moments(tmp_path: Path, store: str) -> None:
     """SIGKILL across submit, progress and completion; after each restart, section 7 holds:
     every 202'd job is there, every terminal event a client saw is the stored state, the
     histories replay with the same ids, resumes are exact, new ids exceed all old ones,
-    Queued jobs run and Running ones end Failed ``interrupted``.
+    Queued jobs run and Running ones end Failed ``interrupted``. On the embedded store,
+    and with ``--redis`` on a private redis-server (which stays up: the server dies).
 
     ``AURA_CRASH_TRIALS=50`` for the nightly-sized run; ``AURA_CRASH_SEED`` replays one.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        args = ["--max-concurrent-jobs", "2"]
+        if store == "redis":
+            redis = await stack.enter_async_context(private_redis(tmp_path / "redis"))
+            args += ["--redis", redis.url]
+
+            async def read() -> Stored:
+                return await read_redis_store(redis.url, "aura:")
+        else:
+
+            async def read() -> Stored:
+                return read_store(tmp_path / "data")
+
+        await _crash_suite(tmp_path / "data", args, read)
+
+
+async def _crash_suite(
+    data_dir: Path, args: list[str], read: Callable[[], Awaitable[Stored]]
+) -> None:
     seed = int(os.environ.get("AURA_CRASH_SEED") or random.randrange(2**32))
     print(f"crash suite: AURA_CRASH_SEED={seed} AURA_CRASH_TRIALS={CRASH_TRIALS}")
-    data_dir = tmp_path / "data"
     ledger = Ledger()
     stored: Stored | None = None
     moments: list[str] = []
     for trial in range(CRASH_TRIALS + 1):
         rng = random.Random(f"{seed}-{trial}")
         try:
-            async with server_process(data_dir, ["--max-concurrent-jobs", "2"]) as server:
+            async with server_process(data_dir, args) as server:
                 if stored is not None:
                     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                         await check_restart(client, ledger, stored, rng, trial - 1)
@@ -164,7 +194,7 @@ async def test_crash_suite_sigkill_at_random_moments(tmp_path: Path) -> None:
                     killer = await run_workload(server, ledger, rng, trial)
                     assert await server.wait() == -signal.SIGKILL
                 moments.append(str(killer))
-            stored = read_store(data_dir)
+            stored = await read()
             check_left_behind(ledger, stored)
         except BaseException as exc:
             exc.add_note(

@@ -88,6 +88,22 @@ class RuntimeConfig:
     )
     #: The name this process gives itself in job snapshots (``node``).
     node_name: str | None = None
+    redis_url: str | None = field(
+        default=None,
+        metadata=about(
+            "keep jobs, histories and logs in this Redis (redis://host:port/db) instead of "
+            "SQLite in the data dir, which still holds the files (docs/cluster.md)",
+            name="redis",
+            metavar="URL",
+        ),
+    )
+    redis_prefix: str = field(
+        default="aura",
+        metadata=about(
+            "every Redis key starts with it, then ':' (several services can share a Redis)",
+            metavar="P",
+        ),
+    )
 
     @property
     def store_path(self) -> Path:
@@ -103,3 +119,5 @@ class RuntimeConfig:
         check_ranges(self)
         if self.fsync not in ("normal", "always"):
             raise ValueError("fsync must be 'normal' or 'always'")
+        if not self.redis_prefix:
+            raise ValueError("redis_prefix must not be empty")

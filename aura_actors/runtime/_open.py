@@ -25,7 +25,13 @@ logger = logging.getLogger("aura_actors.runtime")
 
 
 def default_storage(config: RuntimeConfig) -> JobStorage:
-    """SQLite in the data dir when ``config.persist_jobs``, else memory."""
+    """SQLite in the data dir when ``config.persist_jobs``, else memory.
+
+    Raises :class:`ValueError` with ``config.redis_url``: :func:`open_runtime`
+    connects to Redis for the length of its block.
+    """
+    if config.redis_url is not None:
+        raise ValueError("a Redis storage needs a connection: open_runtime makes one")
     if config.persist_jobs:
         return SqliteStorage(
             config.store_path,
@@ -58,7 +64,9 @@ async def open_runtime(
     :class:`~._datadir.DataDirLocked` if another process owns it), then the
     SQLite store is opened: jobs an earlier process left unfinished are taken
     back (see :meth:`Runtime.recover`) and event ids go on after the newest
-    stored one. ``storage`` replaces the storage the config describes.
+    stored one. With ``config.redis_url`` jobs are kept in that Redis instead
+    (connected for the length of the block; the data dir keeps the files and
+    the lock). ``storage`` replaces the storage the config describes.
     Raises :class:`~._storage.StorageUnavailable` if the storage cannot be opened.
 
     Leaving the block shuts down: new jobs are refused, running jobs end
@@ -68,6 +76,47 @@ async def open_runtime(
     ``runtime.broadcaster.lost_records`` says how much was not). No task of the
     runtime outlives the block.
     """
+    async with (
+        _redis_if_configured(config, storage) as storage,
+        _open_runtime(
+            config, pipelines, storage=storage, id_generator=id_generator, observer=observer
+        ) as runtime,
+    ):
+        yield runtime
+
+
+@asynccontextmanager
+async def _redis_if_configured(
+    config: RuntimeConfig, storage: JobStorage | None
+) -> AsyncIterator[JobStorage | None]:
+    """A Redis storage connected for the block when the config asks for one, else ``storage``."""
+    if storage is not None or config.redis_url is None:
+        yield storage
+        return
+    # Imported here: coredis is loaded only by a runtime that uses Redis.
+    from ..cluster import open_redis_storage
+
+    async with open_redis_storage(
+        config.redis_url,
+        prefix=config.redis_prefix,
+        history_ttl=config.history_ttl,
+        max_history_events=config.max_history_events,
+        artifacts_dir=config.artifacts_dir,
+        retention_days=config.retention_days,
+        retention_jobs=config.retention_jobs,
+    ) as redis:
+        yield redis
+
+
+@asynccontextmanager
+async def _open_runtime(
+    config: RuntimeConfig,
+    pipelines: PipelineRegistry,
+    *,
+    storage: JobStorage | None = None,
+    id_generator: EventIdGenerator | None = None,
+    observer: RuntimeObserver | None = None,
+) -> AsyncIterator[Runtime]:
     with DataDirLock(config.data_dir) if config.persist_jobs else nullcontext():
         storage = storage or default_storage(config)
         recovery = await storage.open()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import coredis
 import httpx
 import httpx_sse
 import trio
@@ -93,6 +94,24 @@ def read_store(data_dir: Path) -> Stored:
         connection.close()
     last_id = None if row is None else _parse(row[0])
     return Stored(jobs, events, last_id)
+
+
+async def read_redis_store(url: str, prefix: str) -> Stored:
+    """Read what a dead process left in Redis under ``prefix`` (nothing changed)."""
+    jobs: dict[str, dict[str, Any]] = {}
+    events: dict[str, list[Ev]] = {}
+    async with coredis.Redis.from_url(url, decode_responses=True) as client:
+        async for key in client.scan_iter(match=f"{prefix}job:*"):
+            job_id = key.removeprefix(f"{prefix}job:")
+            snapshot = await client.hget(key, "snapshot")
+            assert snapshot is not None
+            jobs[job_id] = json.loads(snapshot)
+            for entry in await client.xrange(f"{prefix}events:{job_id}", "-", "+"):
+                fields = entry.field_values
+                event = Ev(str(entry.identifier), fields["t"], json.loads(fields["d"]))
+                events.setdefault(job_id, []).append(event)
+        last = await client.hget(f"{prefix}meta", "last_event_id")
+    return Stored(jobs, events, None if last is None else _parse(last))
 
 
 def _parse(text: str) -> Id:

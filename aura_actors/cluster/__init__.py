@@ -1,0 +1,14 @@
+"""The cluster side of the storage seam: jobs, histories and logs in Redis.
+
+Imported only when ``--redis`` is given (``coredis`` is loaded with it), so the
+single-process default needs nothing but its own dependencies. Today this is
+:class:`RedisStorage`, the :class:`~aura_actors.runtime.JobStorage` of one
+process on Redis; workers, the dispatch queue and the per-node hub come later
+(docs/cluster.md).
+"""
+
+from ._errors import CommitRefused
+from ._keys import KeyLayout, owner_key
+from ._redis_store import RedisStorage, open_redis_storage
+
+__all__ = ["CommitRefused", "KeyLayout", "RedisStorage", "open_redis_storage", "owner_key"]

@@ -1,0 +1,37 @@
+"""Redis failures as the runtime knows them: :class:`~aura_actors.runtime.StorageUnavailable`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+from coredis.exceptions import RedisError
+
+from ..runtime import StorageUnavailable
+
+
+class CommitRefused(StorageUnavailable):
+    """The commit script refused a commit (an event id not after the newest stored one,
+    a job that exists already); nothing of it was applied."""
+
+
+@contextmanager
+def redis_errors(action: str) -> Iterator[None]:
+    """Turn what Redis or the connection raises inside the block into ``StorageUnavailable``.
+
+    Connection refused or lost, timeouts, OOM, READONLY (a replica), a script
+    error: the runtime's 503 ``storage_unavailable``, degraded health and
+    retries apply to all of them alike.
+    """
+    try:
+        yield
+    except RedisError as exc:
+        message = str(exc)
+        if message.startswith(("STALE ", "EXISTS ")):
+            raise CommitRefused(f"Redis refused to {action}: {message}") from exc
+        kind = type(exc).__name__
+        raise StorageUnavailable(f"Redis: cannot {action}: {kind}: {message}") from exc
+    except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        # The connection itself broke (coredis wraps most of these; not all).
+        raise StorageUnavailable(f"Redis: cannot {action}: {exc!r}") from exc

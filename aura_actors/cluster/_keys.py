@@ -1,0 +1,88 @@
+"""Where everything lives in Redis: every key name, under one prefix.
+
+Sans-IO: names only. The Lua scripts (``lua/*.lua``) build the same names
+from the same prefix; docs/cluster.md lists them. ``<okey>`` is a job owner's
+key part: ``u:<user>`` for a user, ``none`` for jobs without one (auth off),
+``all`` for the indexes of every owner's jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..runtime import JobStatus
+
+#: The ``<okey>`` of the indexes that hold every owner's jobs.
+ALL_OWNERS = "all"
+#: The ``<okey>`` of jobs without an owner.
+NO_OWNER = "none"
+
+
+def owner_key(owner: str | None) -> str:
+    """The key part of ``owner``'s keys: ``u:<owner>``, or ``none`` without one."""
+    return NO_OWNER if owner is None else f"u:{owner}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Every key name under ``prefix`` (a ``:`` is added when it does not end with one)."""
+
+    prefix: str = "aura"
+
+    @property
+    def root(self) -> str:
+        """The prefix every key starts with, ending in ``:``."""
+        return self.prefix if self.prefix.endswith(":") else self.prefix + ":"
+
+    @property
+    def meta(self) -> str:
+        """Hash: ``last_event_id`` (the newest id stored), ``probed_at``."""
+        return self.root + "meta"
+
+    @property
+    def seq(self) -> str:
+        """String: the last job sequence number handed out (``INCR``)."""
+        return self.root + "seq"
+
+    @property
+    def counts(self) -> str:
+        """Hash: jobs per ``"<status>\\n<pipeline>"``."""
+        return self.root + "counts"
+
+    @property
+    def ended(self) -> str:
+        """Sorted set: finished jobs by the wall-clock time they ended (retention by age)."""
+        return self.root + "ended"
+
+    @property
+    def ended_seq(self) -> str:
+        """Sorted set: finished jobs by ``seq`` (retention by count)."""
+        return self.root + "ended-seq"
+
+    @property
+    def expiring(self) -> str:
+        """Sorted set: finished jobs whose history is still kept, by the time they ended."""
+        return self.root + "expiring"
+
+    def job(self, job_id: str) -> str:
+        """Hash: the job's record (``seq``, ``okey``, ``owner``, ``status``, ``pipeline``,
+        ``snapshot``, ``finished``, ``expired``, ``truncated``)."""
+        return f"{self.root}job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        """Stream: the job's retained events (fields ``t`` type, ``d`` data, ``o`` owner)."""
+        return f"{self.root}events:{job_id}"
+
+    def logs(self, job_id: str) -> str:
+        """String: the job's log lines (JSON)."""
+        return f"{self.root}logs:{job_id}"
+
+    def owner_events(self, okey: str) -> str:
+        """Stream: the retained events of every job of one owner (``j``, ``t``, ``d``),
+        with the same ids as in the jobs' streams."""
+        return f"{self.root}owner-events:{okey}"
+
+    def index(self, okey: str, status: JobStatus | None = None) -> str:
+        """Sorted set of job ids by ``seq``: one owner's (or ``all``), of one status or any."""
+        base = f"{self.root}jobs:{okey}"
+        return base if status is None else f"{base}:{status.value}"

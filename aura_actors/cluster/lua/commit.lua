@@ -1,0 +1,144 @@
+-- Apply one commit atomically: new jobs, snapshots, logs, events (ARGV: see _codec.py).
+-- Everything is checked before the first write, so a refused commit changes nothing;
+-- a script refused for OOM (this one has a shebang, so Redis checks before it runs)
+-- changes nothing either. Returns 1 when applied, 0 when it already was (a retry
+-- whose first reply was lost).
+local now = ARGV[2]
+local max_events = tonumber(ARGV[3])
+local i = 4
+
+local function section(width)
+  local items = {}
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for k = 1, n do
+    items[k] = {unpack(ARGV, i, i + width - 1)}
+    i = i + width
+  end
+  return items
+end
+
+local created = section(6)
+local snapshots = section(3)
+local logs = section(2)
+local events = section(6)
+local meta = P .. 'meta'
+
+-- A retry of this very commit: its newest event is in its job's stream already.
+local function already_applied()
+  local last = events[#events]
+  local key = events_key(last[2])
+  if redis.call('EXISTS', key) == 0 then return false end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for k = 1, #info, 2 do
+    if info[k] == 'last-generated-id' then return not id_greater(last[1], info[k + 1]) end
+  end
+  return false
+end
+
+-- Checks: ids strictly increasing from the newest stored one; new jobs are new.
+if #events > 0 then
+  local previous = redis.call('HGET', meta, 'last_event_id')
+  for k, event in ipairs(events) do
+    if previous and not id_greater(event[1], previous) then
+      if k == 1 and already_applied() then return 0 end
+      return redis.error_reply('STALE event id ' .. event[1] .. ' is not greater than ' ..
+        previous .. ': nothing of this commit was applied')
+    end
+    previous = event[1]
+  end
+end
+for _, job in ipairs(created) do
+  if redis.call('EXISTS', job_key(job[1])) == 1 then
+    return redis.error_reply('EXISTS job ' .. job[1] .. ': nothing of this commit was applied')
+  end
+end
+
+local function finished(job, seq)
+  redis.call('HSET', job_key(job), 'finished', now)
+  redis.call('ZADD', P .. 'ended', now, job)
+  redis.call('ZADD', P .. 'ended-seq', seq, job)
+  redis.call('ZADD', P .. 'expiring', now, job)
+end
+
+for _, c in ipairs(created) do
+  local job, okey, owner, status, pipeline, snapshot = unpack(c)
+  local seq = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', job_key(job), 'seq', seq, 'okey', okey, 'status', status,
+    'pipeline', pipeline, 'snapshot', snapshot)
+  if okey ~= 'none' then redis.call('HSET', job_key(job), 'owner', owner) end
+  redis.call('ZADD', index_key('all'), seq, job)
+  redis.call('ZADD', index_key(okey), seq, job)
+  index_status(job, seq, okey, status, true)
+  add_count(status, pipeline, 1)
+  if TERMINAL[status] then finished(job, seq) end
+end
+
+for _, s in ipairs(snapshots) do
+  local job, status, snapshot = unpack(s)
+  local old = redis.call('HMGET', job_key(job), 'status', 'seq', 'okey', 'pipeline')
+  if old[1] then
+    redis.call('HSET', job_key(job), 'status', status, 'snapshot', snapshot)
+    if old[1] ~= status then
+      index_status(job, old[2], old[3], old[1], false)
+      index_status(job, old[2], old[3], status, true)
+      add_count(old[1], old[4], -1)
+      add_count(status, old[4], 1)
+    end
+    if TERMINAL[status] then finished(job, old[2]) end
+  end
+end
+
+for _, l in ipairs(logs) do
+  if redis.call('EXISTS', job_key(l[1])) == 1 then redis.call('SET', logs_key(l[1]), l[2]) end
+end
+
+-- Events: a run of step-progress keeps its newest; each job keeps at most max_events.
+local known = {}   -- job -> its okey when the job exists, false when it does not
+local tails = {}   -- job -> {id, type} of its newest retained event, false when none
+local touched = {} -- jobs with new events, in order
+for _, e in ipairs(events) do
+  local id, job, okey, owner, etype, data = unpack(e)
+  if known[job] == nil then
+    known[job] = redis.call('EXISTS', job_key(job)) == 1 and okey
+  end
+  if known[job] then
+    local stream, ostream = events_key(job), owner_events_key(okey)
+    if tails[job] == nil then
+      local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+      tails[job] = #newest > 0 and {newest[1][1], newest[1][2][2]} or false
+      table.insert(touched, job)
+    end
+    local tail = tails[job]
+    if etype == 'step-progress' and tail and tail[2] == 'step-progress' then
+      redis.call('XDEL', stream, tail[1])
+      redis.call('XDEL', ostream, tail[1])
+    end
+    if okey == 'none' then
+      redis.call('XADD', stream, id, 't', etype, 'd', data)
+    else
+      redis.call('XADD', stream, id, 't', etype, 'd', data, 'o', owner)
+    end
+    redis.call('XADD', ostream, id, 'j', job, 't', etype, 'd', data)
+    tails[job] = {id, etype}
+  end
+end
+for _, job in ipairs(touched) do
+  local stream = events_key(job)
+  local excess = redis.call('XLEN', stream) - max_events
+  if excess > 0 then
+    local dropped = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+    local ids = {}
+    for k, entry in ipairs(dropped) do ids[k] = entry[1] end
+    xdel(stream, ids)
+    xdel(owner_events_key(known[job]), ids)
+    redis.call('HSET', job_key(job), 'truncated', ids[#ids])
+  end
+end
+
+if #events > 0 then
+  redis.call('HSET', meta, 'last_event_id', events[#events][1])
+else
+  redis.call('HSET', meta, 'probed_at', now) -- an empty commit probes that writes work
+end
+return 1
