@@ -58,7 +58,7 @@ class CommitWaiter:
 
 @dataclass(slots=True, eq=False)
 class Outgoing:
-    """One item of the broadcaster's inbox (but a plain event: see :meth:`Broadcaster.send_event`).
+    """An item of the broadcaster's inbox (a plain event goes as a pair: see ``send_event``).
 
     An event of ``job`` (its typed ``payload``), optionally with the job's
     snapshot to store and its log lines; ``create`` marks the job's first event,
@@ -79,7 +79,7 @@ InboxItem = Outgoing | tuple["Job", AnyEventData]
 
 
 class Broadcaster:
-    """The broadcaster actor. Send with :meth:`send`; run :meth:`run` in a nursery."""
+    """The broadcaster actor. Send with :meth:`send_event` or :meth:`send`; run :meth:`run`."""
 
     def __init__(
         self,
