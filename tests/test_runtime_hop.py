@@ -207,6 +207,8 @@ async def test_the_inbox_wakes_its_reader_once_and_takes_without_a_checkpoint() 
         # one wake-up for five items, taken two at a time without yielding in between
         assert counter.steps == 1
         assert taken == [[0, 1], [2, 3], [4]]
+        nursery.cancel_scope.cancel()  # the inbox has one reader: this test, from here on
+    async with trio.open_nursery() as nursery:
         inbox.send_nowait(5)
         nursery.start_soon(other)
         assert await inbox.wait() is True  # items wait: no checkpoint, other has not run

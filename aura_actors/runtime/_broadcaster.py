@@ -2,7 +2,7 @@
 
 Job actors (and the runtime, for events it makes itself) never publish
 directly: they put :class:`Outgoing` items in the broadcaster's inbox (an
-:class:`~._inbox.Inbox`, a lean memory channel), never blocking. The
+:class:`~._inbox.Inbox`, a trio memory channel), never blocking. The
 broadcaster's own task takes everything waiting at once, stamps each event
 with its id, hands the whole batch to the storage as one commit, and only once
 that commit is stored offers the events to the hub, a run of one job's events
