@@ -1,13 +1,16 @@
 """The broadcaster actor: ids every event, stores it, then fans it out.
 
 Job actors (and the runtime, for events it makes itself) never publish
-directly: they put :class:`Outgoing` items in the broadcaster's inbox, a trio
-memory channel, with ``send_nowait`` (never blocking). The broadcaster's own
-task takes everything waiting at once, stamps each event with its id, hands
-the whole batch to the storage as one commit, and only once that commit is
-stored offers the events to the hub. So a subscriber never receives an event
-that a crash could lose, and a terminal event is stored before anyone sees it;
-under load the batches grow and the storage commits many events at once.
+directly: they put :class:`Outgoing` items in the broadcaster's inbox (an
+:class:`~._inbox.Inbox`, a trio memory channel), never blocking. The
+broadcaster's own task takes everything waiting at once, stamps each event
+with its id, hands the whole batch to the storage as one commit, and only once
+that commit is stored offers the events to the hub, a run of one job's events
+at a time. So a subscriber never receives an event that a crash could lose,
+and a terminal event is stored before anyone sees it; under load the batches
+grow and the storage commits many events at once. The work is per batch
+wherever it can be (one observer call, one look-up of a job's subscribers per
+run, one wake-up of each subscriber), so the hop costs little per event.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..protocol import AnyEventData
-from ._events import EVENT_TYPE_OF, Event, JsonObject
+from ..protocol import TERMINAL_EVENT_TYPES, AnyEventData
+from ._events import EVENT_TYPE_OF as _TYPE_OF
+from ._events import Event, JsonObject
 from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
+from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
 from ._records import Commit, JobRecord, LogLine
 from ._storage import JobStorage, StorageUnavailable
@@ -53,7 +58,7 @@ class CommitWaiter:
 
 @dataclass(slots=True, eq=False)
 class Outgoing:
-    """One item of the broadcaster's inbox.
+    """An item of the broadcaster's inbox (a plain event goes as a pair: see ``send_event``).
 
     An event of ``job`` (its typed ``payload``), optionally with the job's
     snapshot to store and its log lines; ``create`` marks the job's first event,
@@ -69,8 +74,12 @@ class Outgoing:
     waiter: CommitWaiter | None = None
 
 
+#: What the inbox holds: an :class:`Outgoing`, or a plain event as ``(job, payload)``.
+InboxItem = Outgoing | tuple["Job", AnyEventData]
+
+
 class Broadcaster:
-    """The broadcaster actor. Send with :meth:`send`; run :meth:`run` in a nursery."""
+    """The broadcaster actor. Send with :meth:`send_event` or :meth:`send`; run :meth:`run`."""
 
     def __init__(
         self,
@@ -88,8 +97,7 @@ class Broadcaster:
         self._ids = id_generator or EventIdGenerator()
         self._max_batch = max_batch
         self._fanout_slice = max(1, fanout_slice)
-        self._send, self._receive = trio.open_memory_channel[Outgoing](math.inf)
-        self._backlog = 0
+        self._inbox = Inbox[InboxItem]()
         self._room = trio.Event()
         self._room.set()
         #: The last commit's failure while storage is failing; ``None`` when it works.
@@ -99,7 +107,8 @@ class Broadcaster:
         self._give_up_at = math.inf
         self._retry_wait: trio.CancelScope | None = None
         self._commit = Commit()
-        self._staged: list[tuple[Event, Job]] = []
+        #: The job of each staged event (``self._commit.events``), in the same order.
+        self._staged_jobs: list[Job] = []
         self._waiters: list[tuple[CommitWaiter, Job | None]] = []
         #: Set when :meth:`run` has returned.
         self.stopped = trio.Event()
@@ -120,14 +129,21 @@ class Broadcaster:
 
     def send(self, item: Outgoing) -> None:
         """Put ``item`` in the inbox. Not a checkpoint; never blocks."""
-        try:
-            self._send.send_nowait(item)
-            self._backlog += 1
-            if self._backlog > INBOX_HIGH_WATER and self._room.is_set():
-                self._room = trio.Event()
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        waiting = self._inbox.send_nowait(item)
+        if not waiting:
             if item.waiter is not None:
                 item.waiter.resolve(StorageUnavailable("the broadcaster has stopped"))
+        elif waiting > INBOX_HIGH_WATER and self._room.is_set():
+            self._room = trio.Event()
+
+    def send_event(self, job: Job, payload: AnyEventData) -> None:
+        """Put a plain event of ``job`` in the inbox: :meth:`send` without an :class:`Outgoing`.
+
+        The common case (no snapshot, log or waiter), sent as a pair: it makes
+        no object per event. Dropped once closed. Not a checkpoint; never blocks.
+        """
+        if self._inbox.send_nowait((job, payload)) > INBOX_HIGH_WATER and self._room.is_set():
+            self._room = trio.Event()
 
     @property
     def congested(self) -> bool:
@@ -155,7 +171,7 @@ class Broadcaster:
 
     def close(self) -> None:
         """Take no more items; :meth:`run` ends once it has stored what it has."""
-        self._send.close()
+        self._inbox.close()
 
     def give_up_after(self, seconds: float) -> None:
         """While storage fails, stop retrying ``seconds`` from now (trio clock)."""
@@ -169,18 +185,26 @@ class Broadcaster:
         """Store and fan out batches until :meth:`close`; then store the rest and return."""
         task_status.started()
         backoff = RETRY_BACKOFF[0]
-        open_ = True
-        while open_ or self._commit or self._waiters:
-            if open_ and not self._commit and not self._waiters:
-                open_ = await self._receive_one(backoff if self.storage_error else math.inf)
-            open_ = self._stage_waiting() and open_
+        inbox = self._inbox
+        while True:
+            if not self._staged_jobs and not self._waiters:
+                if self.storage_error is None:
+                    # No cancel scope around this wait: entering one costs more
+                    # than the rest of a wake-up for one event.
+                    if not await inbox.wait():
+                        return
+                else:
+                    with trio.move_on_after(backoff):
+                        if not await inbox.wait():
+                            return
+            self._stage(inbox.take(self._max_batch - len(self._staged_jobs)))
             # With nothing staged while storage fails, the (empty) commit is a probe:
             # it tells when storage works again, so new jobs are taken again.
             if await self._flush():
                 backoff = RETRY_BACKOFF[0]
             elif trio.current_time() >= self._give_up_at:
                 self._abandon()
-            elif self._commit or self._waiters:
+            elif self._staged_jobs or self._waiters:
                 # Wait before retrying, but never past the time to give up (which
                 # give_up_after may bring forward while this waits).
                 wake = min(trio.current_time() + backoff, self._give_up_at)
@@ -191,42 +215,36 @@ class Broadcaster:
             else:
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
 
-    async def _receive_one(self, patience: float) -> bool:
-        """Stage the next item, waiting at most ``patience`` seconds; ``False`` once closed."""
-        with trio.move_on_after(patience):
-            try:
-                self._stage(await self._receive.receive())
-            except trio.EndOfChannel:
-                return False
-        return True
-
-    def _stage_waiting(self) -> bool:
-        """Stage what waits in the inbox (up to a batch); ``False`` once it is closed."""
-        while len(self._staged) < self._max_batch:
-            try:
-                self._stage(self._receive.receive_nowait())
-            except trio.WouldBlock:
-                return True
-            except trio.EndOfChannel:
-                return False
-        return True
-
-    def _stage(self, item: Outgoing) -> None:
-        self._backlog -= 1
-        if self._backlog <= INBOX_HIGH_WATER // 2 and not self._room.is_set():
+    def _stage(self, items: list[InboxItem]) -> None:
+        """Stamp each event of ``items`` with its id and stage it; note each barrier's waiter."""
+        next_id = self._ids.next_id
+        events = self._commit.events
+        jobs = self._staged_jobs
+        for item in items:
+            extras = None
+            if type(item) is tuple:
+                job, payload = item
+            else:
+                assert isinstance(item, Outgoing)
+                if item.job is None or item.payload is None:
+                    assert item.waiter is not None
+                    self._waiters.append((item.waiter, None))
+                    continue
+                job, payload, extras = item.job, item.payload, item
+            event_id = next_id()
+            event = Event(
+                event_id, _TYPE_OF[type(payload)], None, job.id, job.owner, payload=payload
+            )
+            job.last_event_id = event_id
+            if extras is not None:
+                self._stage_extras(extras, job, event_id)
+            events.append(event)
+            jobs.append(job)
+        if len(self._inbox) <= INBOX_HIGH_WATER // 2 and not self._room.is_set():
             self._room.set()
-        job = item.job
-        if job is None:
-            assert item.waiter is not None
-            self._waiters.append((item.waiter, None))
-            return
-        payload = item.payload
-        assert payload is not None
-        event_id = self._ids.next_id()
-        event = Event(
-            event_id, EVENT_TYPE_OF[type(payload)], job_id=job.id, owner=job.owner, payload=payload
-        )
-        job.last_event_id = event_id
+
+    def _stage_extras(self, item: Outgoing, job: Job, event_id: EventId) -> None:
+        """Stage what comes with an event: the job's snapshot or record, its log, a waiter."""
         commit = self._commit
         if item.snapshot is not None:
             item.snapshot["lastEventId"] = str(event_id)
@@ -236,16 +254,15 @@ class Broadcaster:
                 commit.snapshots[job.id] = item.snapshot
         if item.logs is not None:
             commit.logs[job.id] = item.logs
-        commit.events.append(event)
-        self._staged.append((event, job))
         if item.waiter is not None:
             self._waiters.append((item.waiter, job if item.create else None))
 
     async def _flush(self) -> bool:
         """Store the staged commit, then fan it out; ``False`` if storage failed."""
+        commit = self._commit
         began = time.perf_counter()
         try:
-            await self.storage.commit(self._commit)
+            await self.storage.commit(commit)
         except StorageUnavailable as exc:
             self.observer.commit_failed()
             if self.storage_error is None:
@@ -253,39 +270,70 @@ class Broadcaster:
             self.storage_error = exc
             self._refuse_creations(exc)
             return False
-        self.observer.committed(time.perf_counter() - began, self._commit.events)
+        stored_at = time.perf_counter()
+        self.observer.committed(stored_at - began, commit.events)
         if self.storage_error is not None:
             logger.warning("storage works again")
             self.storage_error = None
-        await self._fan_out()
-        for waiter, _ in self._waiters:
-            waiter.resolve()
-        self._commit = Commit()
-        self._staged = []
-        self._waiters = []
+        events, jobs = commit.events, self._staged_jobs
+        if len(events) <= self._fanout_slice:
+            self._offer(events, jobs, stored_at)  # no coroutine for what needs no slicing
+        else:
+            await self._fan_out(events, jobs)
+        if self._waiters:
+            for waiter, _ in self._waiters:
+                waiter.resolve()
+            self._waiters = []
+        self._commit = Commit([], {}, {}, [])
+        self._staged_jobs = []
         return True
 
-    async def _fan_out(self) -> None:
-        """Offer the stored batch to the hub, a slice at a time.
+    async def _fan_out(self, events: list[Event], jobs: list[Job]) -> None:
+        """Offer a large stored batch to the hub, a slice at a time.
 
         Readers get to run between slices, so a large batch (many events stored
         at once) never arrives in one burst bigger than a subscriber's buffer.
         """
-        hub = self.hub
-        staged = self._staged
-        for start in range(0, len(staged), self._fanout_slice):
+        step = self._fanout_slice
+        for start in range(0, len(events), step):
             if start:
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            now = time.perf_counter()
-            for event, job in staged[start : start + self._fanout_slice]:
-                event.published_at = now
-                if job.history is not None:
-                    job.history.append(event)
-                hub.publish(event)
-                if event.type.is_terminal:
-                    job.terminal_published = True
-                    if job.cancel_requested_at is not None:
-                        self.observer.cancel_took(time.perf_counter() - job.cancel_requested_at)
+            self._offer(
+                events[start : start + step], jobs[start : start + step], time.perf_counter()
+            )
+
+    def _offer(self, events: list[Event], jobs: list[Job], now: float) -> None:
+        """Record ``events`` in their jobs' histories and offer them, a run per job, to the hub.
+
+        Consecutive events of one job go to the hub as one run (its subscribers
+        are looked up once, each is woken once); a terminal event ends a run.
+        """
+        publish_run = self.hub.publish_run
+        run: list[Event] = []
+        run_job: Job | None = None
+        for event, job in zip(events, jobs, strict=True):
+            event.published_at = now
+            if job is not run_job:
+                if run:
+                    publish_run(run)
+                    run = []
+                run_job = job
+            run.append(event)
+            history = job.history
+            if history is not None:
+                history.append(event)
+            if event.type in TERMINAL_EVENT_TYPES:
+                publish_run(run)
+                run = []
+                run_job = None
+                self._published_terminal(job)
+        if run:
+            publish_run(run)
+
+    def _published_terminal(self, job: Job) -> None:
+        job.terminal_published = True
+        if job.cancel_requested_at is not None:
+            self.observer.cancel_took(time.perf_counter() - job.cancel_requested_at)
 
     def _refuse_creations(self, error: StorageUnavailable) -> None:
         """Drop the new jobs of a failed commit and tell their submitters (they get a 503)."""
@@ -297,7 +345,7 @@ class Broadcaster:
                 waiter.resolve(error)
         self._waiters = [(w, j) for w, j in self._waiters if j is None]
         self._commit = self._commit.without_jobs(refused)
-        self._staged = [(e, j) for e, j in self._staged if j.id not in refused]
+        self._staged_jobs = [j for j in self._staged_jobs if j.id not in refused]
 
     def _abandon(self) -> None:
         """Give up on storage (shutting down while it fails): count and log what is lost."""
@@ -309,5 +357,5 @@ class Broadcaster:
         for waiter, _ in self._waiters:
             waiter.resolve(self.storage_error or StorageUnavailable("storage failed"))
         self._commit = Commit()
-        self._staged = []
+        self._staged_jobs = []
         self._waiters = []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ._events import Event
+from operator import attrgetter
+
+from ..protocol import TERMINAL_EVENT_TYPES
+from ._events import Event, EventType
 from ._subscription import Subscription
 
 
@@ -68,6 +71,34 @@ class Hub:
             for subscription in list(self._job_subscribers.pop(event.job_id, ())):
                 subscription.end()
 
+    def publish_run(self, run: list[Event]) -> None:
+        """Offer ``run``, consecutive events of one job, to its job's and its owner's subscriptions.
+
+        The same as publishing each event in turn, but each subscriber is looked
+        up once and woken once for the run. Only the last event of a run may be
+        terminal. Never blocks.
+        """
+        first = run[0]
+        job_id = first.job_id
+        job_subscriptions = self._job_subscribers.get(job_id or "")
+        owner_subscriptions = self._owner_subscribers.get(first.owner)
+        if job_subscriptions or owner_subscriptions:
+            # Whether any subscriber must look at each event (to coalesce progress).
+            progress = EventType.STEP_PROGRESS in map(_type_of, run)
+            overflowed: list[Subscription] | None = None
+            for subscriptions in (job_subscriptions, owner_subscriptions):
+                if subscriptions:
+                    for subscription in subscriptions:
+                        if not subscription.offer_many(run, progress):
+                            overflowed = overflowed or []
+                            overflowed.append(subscription)
+            if overflowed:
+                for subscription in overflowed:
+                    subscription.detach()
+        if job_id is not None and run[-1].type in TERMINAL_EVENT_TYPES:
+            for subscription in list(self._job_subscribers.pop(job_id, ())):
+                subscription.end()
+
     def close(self) -> None:
         """End every subscription (each reader drains what it has, then ends)."""
         self._closed = True
@@ -76,6 +107,9 @@ class Hub:
                 for subscription in list(subscriptions):
                     subscription.end()
             registry.clear()
+
+
+_type_of = attrgetter("type")
 
 
 def _forget(

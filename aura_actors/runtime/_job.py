@@ -178,6 +178,9 @@ class Job:
         waiter: CommitWaiter | None = None,
     ) -> None:
         """Send one event of this job to the broadcaster. Not a checkpoint; never blocks."""
+        if not (store_snapshot or create or logs is not None or waiter is not None):
+            self._broadcaster.send_event(self, payload)
+            return
         self._broadcaster.send(
             Outgoing(
                 self,

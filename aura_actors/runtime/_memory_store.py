@@ -10,6 +10,7 @@ from pathlib import Path
 
 import trio
 
+from ..protocol import TERMINAL_EVENT_TYPES
 from ._events import Event
 from ._files import remove_job_files
 from ._history import JobHistory
@@ -52,6 +53,21 @@ class MemoryStorage:
 
     async def commit(self, commit: Commit) -> None:
         """Apply ``commit``. Not a checkpoint: nothing here waits."""
+        rows = self._rows
+        if commit.created or commit.snapshots or commit.logs:
+            self._commit_records(commit)
+        for event in commit.events:
+            row = rows.get(event.job_id or "")
+            if row is not None and row.history is not None:
+                row.history.append(event)
+                if event.type in TERMINAL_EVENT_TYPES:
+                    self._expiries.append(
+                        (trio.current_time() + self.history_ttl, event.job_id or "")
+                    )
+                    self._expiry_added.set()
+
+    def _commit_records(self, commit: Commit) -> None:
+        """Apply the new jobs, snapshots and logs of ``commit``."""
         for record in commit.created:
             self._rows[record.id] = _Row(
                 len(self._order), record.owner, record.data, JobHistory(self.max_history_events)
@@ -65,15 +81,6 @@ class MemoryStorage:
             row = self._rows.get(job_id)
             if row is not None:
                 row.logs = lines
-        for event in commit.events:
-            row = self._rows.get(event.job_id or "")
-            if row is not None and row.history is not None:
-                row.history.append(event)
-                if event.type.is_terminal:
-                    self._expiries.append(
-                        (trio.current_time() + self.history_ttl, event.job_id or "")
-                    )
-                    self._expiry_added.set()
 
     def _record(self, job_id: str, row: _Row) -> JobRecord:
         history = row.history

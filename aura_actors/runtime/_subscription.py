@@ -115,6 +115,41 @@ class Subscription:
             self._lot.unpark_all()
         return True
 
+    def offer_many(self, events: list[Event], progress: bool = True) -> bool:
+        """Queue ``events`` (in order) for the reader, waking it once; ``False`` if it overflowed.
+
+        The same as :meth:`offer` for each event. ``progress=False`` says none of
+        them is a ``step-progress`` (they are then queued as they are).
+        """
+        if self._ended:
+            return True
+        if progress or self._pending_progress:
+            pending = self._pending_progress
+            for event in events:
+                if event.type is EventType.STEP_PROGRESS:
+                    previous = pending.get(event.job_id)
+                    if previous is not None:
+                        self._superseded.add(previous)
+                        self.skipped_progress += 1
+                    pending[event.job_id] = event
+                elif pending:
+                    pending.pop(event.job_id, None)
+                self._buffer.append(event)
+        else:
+            self._buffer.extend(events)
+        buffer = self._buffer
+        superseded = self._superseded
+        live = len(buffer) - len(superseded)
+        if live > self._max_buffer:
+            self._overflow()
+            return False
+        if len(superseded) > 64 and len(superseded) > live:
+            self._buffer = deque(e for e in buffer if e not in superseded)
+            superseded.clear()
+        if self._lot:
+            self._lot.unpark_all()
+        return True
+
     def end(self, final_error: Event | None = None) -> None:
         """Stop taking events; the reader gets what is buffered, then the end."""
         if self._ended:

@@ -76,7 +76,8 @@ async def hop(subscribers: int, events: int, paced: bool) -> tuple[float, float]
     """Wall and CPU seconds for events sent through the broadcaster actor and its storage."""
     storage = MemoryStorage(history_ttl=3600.0, max_history_events=HISTORY_EVENTS)
     hub = Hub()
-    broadcaster = Broadcaster(storage, hub)
+    # Sliced as ``open_runtime`` slices it for subscribers with BUFFER-deep buffers.
+    broadcaster = Broadcaster(storage, hub, fanout_slice=BUFFER // 4)
     job = Job(
         job_id="bench",
         pipeline="bench",
