@@ -5,7 +5,7 @@ connection's handler from a class it names itself, so the one way to change
 how a connection behaves without replacing attributes of Hypercorn's modules
 is to run the worker ourselves. :func:`serve_app` is that worker, for one
 process and plain TCP, put together from Hypercorn's own parts (its lifespan,
-its worker context, its ``TCPServer``), with three workarounds:
+its worker context, its ``TCPServer``), with these workarounds:
 
 1. **A write that never ends.** Hypercorn writes to a socket inside a
    cancel-shielded scope, so a client that stopped reading keeps its
@@ -38,27 +38,25 @@ its worker context, its ``TCPServer``), with three workarounds:
    message of its own is half-sent; anything else (other servers, HTTP/2
    WebSockets) gets no writer and the caller sends through Quart as before.
    A write may carry several whole frames (a batch: one syscall).
-5. **SSE chunks written straight to the connection.** Between the app's
-   ``send`` of a body chunk and the socket, Hypercorn's ``HTTPStream``, its
+5. **SSE chunks written straight to the connection.** Between a body
+   chunk's ``send`` and the socket, Hypercorn's ``HTTPStream`` and
    ``H11Protocol`` and h11 build three event objects and run h11's state
-   machine for bytes that are only ``<hex size>\r\n<data>\r\n``, and the
-   write lock costs a trip through the scheduler: together more than the
-   socket write itself. :func:`body_writer`, asked once the response's
-   headers are out, writes the chunk framing itself with :meth:`_Connection.
-   write_raw`: at once and with no checkpoint when no other write is under
-   way and the socket takes it all, otherwise the shielded way, after the
-   writes before it. h11 is not told of these chunks, and need not be: a
-   chunked body's data leaves its state unchanged, so the end of the
-   response (sent the usual way: ``0\r\n\r\n``), keep-alive and close
-   behave as before. Limits: HTTP/1.1 chunked bodies on this module's
-   connections only; anything else (HTTP/2, HTTP/1.0's close-delimited
-   body, a ``Content-Length``, a ``HEAD``, another server, a response not
-   started) gets no writer and the caller sends through ASGI as before.
+   machine for ``<hex size>\r\n<data>\r\n``, and the write lock is a trip
+   through the scheduler: more than the socket write. :func:`body_writer`
+   (asked once the headers are out) frames the chunk itself and writes it
+   with :meth:`_Connection.write_raw`. h11 is not told, and need not be: a
+   chunked body's data leaves its state as it was, so the end of the
+   response (sent the usual way), keep-alive and close behave as before.
+   Limits: HTTP/1.1 chunked bodies on this module's connections only (it
+   reads h11's private ``_writer`` to know; renamed, there is no writer);
+   HTTP/2, HTTP/1.0, a ``Content-Length``, a ``HEAD``, another server or a
+   response not started get no writer, and the caller sends through ASGI.
    Once the client is gone (Hypercorn closed the stream) a chunk is dropped.
 
 Each relies on Hypercorn's insides as they are in :data:`TESTED_VERSIONS`;
 :func:`check_version` refuses any other version at startup, loudly. The tests
-of these workarounds are in ``tests/test_web_hypercorn.py``.
+of these workarounds are in ``tests/test_web_hypercorn.py`` (of 5:
+``tests/test_web_hypercorn_sse.py``).
 """
 
 from __future__ import annotations
@@ -234,16 +232,20 @@ def frame_writer(send: object) -> FrameWriter | None:
     """A writer of prebuilt frames to the WebSocket behind the ASGI ``send``, if Hypercorn's.
 
     ``send`` is the ASGI send Hypercorn gave the app (``WSStream.app_send``);
-    for anything else there is no writer (``None``). The writer is a
-    checkpoint (Hypercorn's write, see workaround 2); it answers ``False``,
-    writing nothing, when the frame may not go directly (see workaround 4).
-    After the connection closed it drops the frame and answers ``True``, as
-    Hypercorn does with a message sent then.
+    for anything else there is no writer (``None``). On this module's
+    connections the frames go out with :meth:`_Connection.write_raw` (a
+    checkpoint only when it waits), elsewhere with Hypercorn's write. The
+    writer answers ``False``, writing nothing, when the frames may not go
+    directly (see workaround 4). After the connection closed it drops them
+    and answers ``True``, as Hypercorn does with a message sent then.
     """
     stream = getattr(send, "__self__", None)
     if type(stream) is not WSStream or getattr(send, "__name__", "") != "app_send":
         return None
     ws_stream: WSStream = stream
+    protocol = getattr(ws_stream.send, "__self__", None)
+    server = getattr(protocol.send, "__self__", None) if type(protocol) is H11Protocol else None
+    tcp = server if isinstance(server, _Connection) else None
 
     async def write(frame: bytes) -> bool:
         if ws_stream.closed:
@@ -253,7 +255,10 @@ def frame_writer(send: object) -> FrameWriter | None:
         connection = ws_stream.connection
         if connection.state is not WsState.OPEN or connection._proto._outbound_opcode is not None:
             return False
-        await ws_stream.send(Data(stream_id=ws_stream.stream_id, data=frame))
+        if tcp is not None:
+            await tcp.write_raw(frame)
+        else:
+            await ws_stream.send(Data(stream_id=ws_stream.stream_id, data=frame))
         return True
 
     return write
