@@ -204,3 +204,41 @@ async def test_an_sse_response_writes_its_frames_directly(
     # Every byte of the body went the direct way, and the body ended properly.
     assert b"".join(written) == answer.body
     assert answer.wire.endswith(b"\r\n0\r\n\r\n")
+
+
+async def test_http2_gets_no_direct_writer_and_its_body_arrives_through_asgi() -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    writers: list[BodyWriter | None] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        await send(START)
+        writers.append(body_writer(send))
+        await send({"type": "http.response.body", "body": b"over h2", "more_body": True})
+        await send(END)
+
+    async with serving(app) as served:
+        host, port = served.url.removeprefix("http://").split(":")
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()  # prior knowledge: HTTP/2 from the first byte
+        headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "x")]
+        client.send_headers(1, headers, end_stream=True)
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(client.data_to_send())
+        body, ended = b"", False
+        with trio.fail_after(10):
+            while not ended:
+                for event in client.receive_data(await stream.receive_some(65536)):
+                    if isinstance(event, h2.events.DataReceived):
+                        body += event.data
+                        client.acknowledge_received_data(len(event.data), 1)
+                    ended = ended or isinstance(event, h2.events.StreamEnded)
+                await stream.send_all(client.data_to_send())
+        await stream.aclose()
+    assert writers == [None]
+    assert body == b"over h2"
