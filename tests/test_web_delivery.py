@@ -11,7 +11,13 @@ import trio.testing
 
 from aura_actors.protocol import SseEncoder
 from aura_actors.runtime import Event, EventId, EventType, Subscription, stream_error
-from aura_actors.web._sse import KEEPALIVE_FRAME, encode_batch, encode_event, send_events
+from aura_actors.web._sse import (
+    KEEPALIVE_FRAME,
+    encode_batch,
+    encode_event,
+    send_events,
+    shielded_writer,
+)
 from aura_actors.web._ws_routes import event_message
 
 
@@ -93,7 +99,7 @@ async def testsend_events_sends_batches_keepalives_when_quiet_and_stops_at_the_e
         await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(send_events, subscription, send, 10.0)
+        nursery.start_soon(send_events, subscription, shielded_writer(send), 10.0)
         await trio.sleep(25)  # quiet: keep-alives at 10 and 20
         subscription.offer(progress(3))
         await trio.sleep(5)
@@ -115,10 +121,33 @@ async def test_a_keepalive_never_interrupts_a_write(autojump_clock: trio.testing
         sent.append(message["body"])
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(send_events, subscription, slow_send, 10.0)
+        nursery.start_soon(send_events, subscription, shielded_writer(slow_send), 10.0)
         await trio.sleep(1)
         subscription.offer(progress(2))
         await trio.sleep(100)
         subscription.end()
     events = b"".join(body for body in sent if body != KEEPALIVE_FRAME)
     assert events == encode_event(progress(1)) + encode_event(progress(2))
+
+
+async def test_a_keepalive_comes_one_interval_after_the_last_write_never_while_events_flow(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The timer's deadline is set once per quiet spell, yet counts from the last write."""
+    subscription = subscription_of([])
+    sent: list[tuple[float, bytes]] = []
+
+    async def write(body: bytes) -> None:
+        sent.append((trio.current_time(), body))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_events, subscription, write, 10.0)
+        for counter in range(1, 6):
+            await trio.sleep(6)  # events every 6 s: never quiet for 10
+            subscription.offer(progress(counter))
+        await trio.sleep(25)  # then quiet: keep-alives 10 and 20 s after the last event
+        subscription.end()
+    keepalives = [round(t) for t, body in sent if body == KEEPALIVE_FRAME]
+    events = [round(t) for t, body in sent if body != KEEPALIVE_FRAME]
+    assert events == [6, 12, 18, 24, 30]
+    assert keepalives == [40, 50]

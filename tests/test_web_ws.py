@@ -323,8 +323,10 @@ async def test_client_going_away_ends_its_subscription_and_not_the_job(
             await next_event(ws)
             assert broadcaster.subscriber_count == 1
         await wait_until(lambda: broadcaster.subscriber_count == 0, within=1)
-        # Torn down without a closing handshake, too.
-        async with open_websocket_url(ws_url(server, job_id)) as ws:
+        # Torn down without a closing handshake, too. The client's queue must hold what
+        # it has not read: a batch of events arrives in one write, and trio-websocket's
+        # reader, blocked on a full queue, would never see its stream closed.
+        async with open_websocket_url(ws_url(server, job_id), message_queue_size=256) as ws:
             await next_event(ws)
             assert broadcaster.subscriber_count == 1
             await ws._close_stream()  # the TCP connection just goes away

@@ -26,7 +26,8 @@ classes add, between Hypercorn and Quart-Trio:
 
 3. **The event stream.** A response whose body is an
    :class:`~._sse.EventStream` is not iterated chunk by chunk through Quart:
-   once its headers are out, the stream writes its frames to ``send`` itself.
+   once its headers are out, the stream writes its frames itself: straight to
+   the connection where ``_hypercorn.body_writer`` allows it, to ``send`` else.
    A ``HEAD`` gets the headers and the end, and holds nothing open.
 4. **Prebuilt WebSocket frames.** A WebSocket's scope carries, under
    ``scope["extensions"][FRAMES_EXTENSION]``, the writer of prebuilt frames

@@ -5,7 +5,7 @@ connection's handler from a class it names itself, so the one way to change
 how a connection behaves without replacing attributes of Hypercorn's modules
 is to run the worker ourselves. :func:`serve_app` is that worker, for one
 process and plain TCP, put together from Hypercorn's own parts (its lifespan,
-its worker context, its ``TCPServer``), with three workarounds:
+its worker context, its ``TCPServer``), with these workarounds:
 
 1. **A write that never ends.** Hypercorn writes to a socket inside a
    cancel-shielded scope, so a client that stopped reading keeps its
@@ -37,10 +37,26 @@ its worker context, its ``TCPServer``), with three workarounds:
    clear), written only while wsproto's connection is open and no fragmented
    message of its own is half-sent; anything else (other servers, HTTP/2
    WebSockets) gets no writer and the caller sends through Quart as before.
+   A write may carry several whole frames (a batch: one syscall).
+5. **SSE chunks written straight to the connection.** Between a body
+   chunk's ``send`` and the socket, Hypercorn's ``HTTPStream`` and
+   ``H11Protocol`` and h11 build three event objects and run h11's state
+   machine for ``<hex size>\r\n<data>\r\n``, and the write lock is a trip
+   through the scheduler: more than the socket write. :func:`body_writer`
+   (asked once the headers are out) frames the chunk itself and writes it
+   with :meth:`_Connection.write_raw`. h11 is not told, and need not be: a
+   chunked body's data leaves its state as it was, so the end of the
+   response (sent the usual way), keep-alive and close behave as before.
+   Limits: HTTP/1.1 chunked bodies on this module's connections only (it
+   reads h11's private ``_writer`` to know; renamed, there is no writer);
+   HTTP/2, HTTP/1.0, a ``Content-Length``, a ``HEAD``, another server or a
+   response not started get no writer, and the caller sends through ASGI.
+   Once the client is gone (Hypercorn closed the stream) a chunk is dropped.
 
 Each relies on Hypercorn's insides as they are in :data:`TESTED_VERSIONS`;
 :func:`check_version` refuses any other version at startup, loudly. The tests
-of these workarounds are in ``tests/test_web_hypercorn.py``.
+of these workarounds are in ``tests/test_web_hypercorn.py`` (of 5:
+``tests/test_web_hypercorn_sse.py``).
 """
 
 from __future__ import annotations
@@ -55,11 +71,15 @@ import struct
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+import h11
 import trio
+from h11._writers import ChunkedWriter
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.events import Event as HypercornEvent
 from hypercorn.protocol.events import Data
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
@@ -126,6 +146,35 @@ class _Connection(TCPServer):
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.protocol.handle(Closed())
 
+    async def write_raw(self, data: bytes) -> None:
+        """Write ``data`` whole, after any write under way; never cut (workaround 5).
+
+        Not a checkpoint when no other write holds the lock and the socket
+        takes every byte at once (then it is one plain ``os.write``);
+        otherwise it waits its turn and for the socket, shielded, as
+        :meth:`protocol_send` does. A broken or closed socket closes the
+        protocol, as there.
+        """
+        stream: object = self.stream
+        lock = self.send_lock
+        if not isinstance(stream, trio.SocketStream) or lock.locked():
+            with trio.CancelScope(shield=True):
+                await self.protocol_send(RawData(data))
+            return
+        lock.acquire_nowait()  # no checkpoint between the check and the write
+        try:
+            sent = _write_now(stream.socket, data)
+            if sent < len(data):
+                with trio.CancelScope(shield=True):
+                    await _send_all(stream.socket, memoryview(data)[sent:])
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            lock.release()
+        with trio.CancelScope(shield=True):
+            await self.protocol.handle(Closed())
+
     async def _read_data(self) -> None:
         await super()._read_data()
         # The peer is gone (or the connection was closed) and every stream on it
@@ -175,7 +224,7 @@ def text_frame(text: str) -> bytes:
     return head + payload
 
 
-#: Writes one prebuilt frame; ``False`` if it could not (send it the usual way).
+#: Writes prebuilt whole frames; ``False`` if it could not (send them the usual way).
 FrameWriter = Callable[[bytes], Awaitable[bool]]
 
 
@@ -183,16 +232,20 @@ def frame_writer(send: object) -> FrameWriter | None:
     """A writer of prebuilt frames to the WebSocket behind the ASGI ``send``, if Hypercorn's.
 
     ``send`` is the ASGI send Hypercorn gave the app (``WSStream.app_send``);
-    for anything else there is no writer (``None``). The writer is a
-    checkpoint (Hypercorn's write, see workaround 2); it answers ``False``,
-    writing nothing, when the frame may not go directly (see workaround 4).
-    After the connection closed it drops the frame and answers ``True``, as
-    Hypercorn does with a message sent then.
+    for anything else there is no writer (``None``). On this module's
+    connections the frames go out with :meth:`_Connection.write_raw` (a
+    checkpoint only when it waits), elsewhere with Hypercorn's write. The
+    writer answers ``False``, writing nothing, when the frames may not go
+    directly (see workaround 4). After the connection closed it drops them
+    and answers ``True``, as Hypercorn does with a message sent then.
     """
     stream = getattr(send, "__self__", None)
     if type(stream) is not WSStream or getattr(send, "__name__", "") != "app_send":
         return None
     ws_stream: WSStream = stream
+    protocol = getattr(ws_stream.send, "__self__", None)
+    server = getattr(protocol.send, "__self__", None) if type(protocol) is H11Protocol else None
+    tcp = server if isinstance(server, _Connection) else None
 
     async def write(frame: bytes) -> bool:
         if ws_stream.closed:
@@ -202,8 +255,57 @@ def frame_writer(send: object) -> FrameWriter | None:
         connection = ws_stream.connection
         if connection.state is not WsState.OPEN or connection._proto._outbound_opcode is not None:
             return False
-        await ws_stream.send(Data(stream_id=ws_stream.stream_id, data=frame))
+        if tcp is not None:
+            await tcp.write_raw(frame)
+        else:
+            await ws_stream.send(Data(stream_id=ws_stream.stream_id, data=frame))
         return True
+
+    return write
+
+
+#: Writes one chunk of a response body straight to the connection (workaround 5).
+BodyWriter = Callable[[bytes], Awaitable[None]]
+
+
+def body_writer(send: object) -> BodyWriter | None:
+    """A writer of body chunks past Hypercorn's send path, if ``send`` allows one.
+
+    ``send`` is the ASGI send Hypercorn gave the app (``HTTPStream.app_send``)
+    and the response's headers must be out already; ``None`` where the
+    chunks must go through ``send`` (see workaround 5 for when). The
+    writer sends every chunk whole, never cut by a cancellation, and is a
+    checkpoint when it has to wait (see :meth:`_Connection.write_raw`) and
+    when it drops the chunk (the client is gone). An empty chunk writes
+    nothing (it would read as the body's end).
+    """
+    stream = getattr(send, "__self__", None)
+    if type(stream) is not HTTPStream or getattr(send, "__name__", "") != "app_send":
+        return None
+    http: HTTPStream = stream
+    protocol = getattr(http.send, "__self__", None)
+    if type(protocol) is not H11Protocol or getattr(http.send, "__name__", "") != "stream_send":
+        return None
+    connection = protocol.connection
+    server = getattr(protocol.send, "__self__", None)
+    if (
+        type(connection) is not h11.Connection
+        or not isinstance(server, _Connection)
+        or http.state is not ASGIHTTPState.RESPONSE
+        or http.scope["method"] == "HEAD"
+        or connection.our_state is not h11.SEND_BODY
+        or type(getattr(connection, "_writer", None)) is not ChunkedWriter
+    ):
+        return None
+    tcp: _Connection = server
+    h11_connection: h11.Connection = connection
+
+    async def write(data: bytes) -> None:
+        if http.closed or h11_connection.our_state is not h11.SEND_BODY:
+            await trio.lowlevel.checkpoint()  # dropped; a loop of these stays cancellable
+            return
+        if data:
+            await tcp.write_raw(b"%x\r\n%b\r\n" % (len(data), data))
 
     return write
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -14,6 +13,7 @@ from quart.wrappers.response import ResponseBody
 
 from ..protocol import SseEncoder
 from ..runtime import Event, Subscription
+from ._hypercorn import body_writer
 from ._metrics import ServerMetrics
 
 SSE_HEADERS = {
@@ -28,6 +28,8 @@ KEEPALIVE_FRAME = _encoder.comment("keep-alive")
 
 #: An ASGI ``send``.
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: Writes one chunk of the response body, whole: never cut by a cancellation.
+Write = Callable[[bytes], Awaitable[None]]
 #: Opens the subscription a stream sends (called once, when the stream starts).
 Subscribe = Callable[[], Awaitable[Subscription]]
 
@@ -101,16 +103,19 @@ class EventStream(ResponseBody):
 
         The subscription is opened here and closed however this ends
         (terminal event, client gone, shutdown), so nothing outlives the
-        response. A checkpoint throughout; cancelling it stops between two
-        writes (a write itself is never cut: the server shields it).
+        response. Frames go straight to the connection where the server
+        allows it (``_hypercorn.body_writer``), through ``send`` otherwise.
+        A checkpoint throughout; cancelling it stops between two writes (a
+        write itself is never cut).
         """
         metrics = self.metrics
+        write = body_writer(send) or shielded_writer(send)
         with await self.subscribe() as subscription:
             if metrics is not None:
                 metrics.stream_opened("sse")
             try:
-                await send(_chunk(_encoder.retry(self.retry_ms)))
-                await send_events(subscription, send, self.keepalive, metrics)
+                await write(_encoder.retry(self.retry_ms))
+                await send_events(subscription, write, self.keepalive, metrics)
             finally:
                 if metrics is not None:
                     metrics.stream_closed("sse")
@@ -130,43 +135,45 @@ def event_stream_response(
     return response
 
 
+def shielded_writer(send: Send) -> Write:
+    """A :data:`Write` that sends each chunk as an ASGI body message, never cut half-way."""
+
+    async def write(body: bytes) -> None:
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    return write
+
+
 async def send_events(
     subscription: Subscription,
-    send: Send,
+    write: Write,
     keepalive: float,
     metrics: ServerMetrics | None = None,
 ) -> None:
-    """Send ``subscription``'s events until it ends, a keep-alive whenever quiet that long.
+    """Write ``subscription``'s events until it ends, a keep-alive whenever quiet that long.
 
-    The keep-alive timer is one cancel scope per quiet spell, not one per wait:
-    its deadline is pushed forward before each wait and lifted (``inf``) before
-    each write, so it can only ever interrupt a wait (which loses nothing)
-    and never a write (which would lose the frame h11 has already framed).
+    Each wakeup writes every event ready (``receive_batch``) in one write.
+    ``write`` is never cut by a cancellation, so the keep-alive timer can only
+    interrupt a wait (which loses nothing). The timer is one cancel scope per
+    quiet spell, its deadline set once: when it fires after a write, a new
+    spell starts from that write; when it fires with nothing written, the
+    stream was quiet that long and gets a keep-alive.
     """
+    last_write = trio.current_time()
     while True:
-        held: bytes | None = None
-        with trio.CancelScope() as quiet:
+        wrote = False
+        with trio.move_on_at(last_write + keepalive):
             while True:
-                quiet.deadline = trio.current_time() + keepalive
                 batch = await subscription.receive_batch()
-                quiet.deadline = math.inf
                 if not batch:
                     return
-                frame = encode_batch(batch)
-                if quiet.cancel_called:
-                    # The timer fired after the batch was taken: its Cancelled is
-                    # pending, so write outside the scope.
-                    held = frame
-                    break
-                await send(_chunk(frame))
+                await write(encode_batch(batch))
+                last_write = trio.current_time()
+                wrote = True
                 if metrics is not None:
                     # The oldest event of the write: its lag bounds the others'.
                     metrics.delivered(batch[0].published_at, time.perf_counter())
-        if held is not None:
-            await send(_chunk(held))
-        elif quiet.cancelled_caught:
-            await send(_chunk(KEEPALIVE_FRAME))
-
-
-def _chunk(body: bytes) -> dict[str, Any]:
-    return {"type": "http.response.body", "body": body, "more_body": True}
+        if not wrote:
+            await write(KEEPALIVE_FRAME)
+            last_write = trio.current_time()

@@ -112,10 +112,20 @@ class _JobSocket:
         async with self._send_lock:
             await websocket.send(text)
 
-    async def send_event(self, event: Event) -> None:
-        """Send one event: its prebuilt frame where the server takes one (see ``_asgi``)."""
+    async def send_events(self, batch: list[Event]) -> None:
+        """Send ``batch``: its prebuilt frames in one write where the server takes them.
+
+        Otherwise (see ``_asgi``) one message per event through Quart.
+        """
         async with self._send_lock:
-            if self._frames is None or not await self._frames(event_frame(event)):
+            if self._frames is not None:
+                if len(batch) == 1:
+                    frames = event_frame(batch[0])
+                else:
+                    frames = b"".join([event_frame(event) for event in batch])
+                if await self._frames(frames):
+                    return
+            for event in batch:
                 await websocket.send(event_message(event))
 
     async def stream(self, after: EventId | None) -> CloseCode:
@@ -126,12 +136,13 @@ class _JobSocket:
             job_id, user = self.job.id, self.user
             subscription = await self.runtime.subscribe_job(job_id, owner=user, after=after)
             with subscription:
-                async for event in subscription:
-                    await self.send_event(event)
-                    if event.type.is_terminal:
-                        close_code = CloseCode.NORMAL
-                    elif event.type is EventType.ERROR and event.id is None:
-                        close_code = CloseCode.TRY_AGAIN_LATER
+                while batch := await subscription.receive_batch():
+                    await self.send_events(batch)
+                    for event in batch:
+                        if event.type.is_terminal:
+                            close_code = CloseCode.NORMAL
+                        elif event.type is EventType.ERROR and event.id is None:
+                            close_code = CloseCode.TRY_AGAIN_LATER
                 if subscription.is_exhausted and self.job.status.is_terminal:
                     close_code = CloseCode.NORMAL
             nursery.cancel_scope.cancel()
