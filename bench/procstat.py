@@ -40,3 +40,8 @@ def cpu_percent(before: ProcSample, after: ProcSample, wall_seconds: float) -> f
     if wall_seconds <= 0:
         return 0.0
     return 100.0 * (after.cpu_seconds - before.cpu_seconds) / wall_seconds
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors process ``pid`` holds open (``/proc/<pid>/fd``)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
