@@ -62,6 +62,7 @@ def test_each_condition_was_probed_and_settled(abuse_results: dict[str, Any]) ->
         assert probe["health_ms"]["count"] >= 1, name
         assert probe["first_event_ms"]["count"] == samples, name
         assert condition["back_to_quiet"] is True, (name, condition)
+        assert isinstance(condition["listen_overflows"], int)
         if name in ABUSES:
             assert condition["attacker"], f"{name}: the attacker reported nothing"
             assert isinstance(condition["goal_met"], bool)

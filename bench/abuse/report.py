@@ -54,7 +54,8 @@ def _row(name: str, condition: JsonDict, quiet_fds: int) -> str:
         f"| {name} | {_ms(health['p50'])} | {_ms(health['p99'])} | "
         f"{_ratio(condition['health_p99_ratio'])} | {_ms(first['p50'])} | "
         f"{_ratio(condition['first_event_ratio'])} | {_goal(condition)} | "
-        f"{condition['server_cpu_percent']:.0f} | {_fds(condition, quiet_fds)} | "
+        f"{condition['server_cpu_percent']:.0f} | {condition.get('listen_overflows', '-')} | "
+        f"{_fds(condition, quiet_fds)} | "
         f"{_errors(condition)} |"
     )
 
@@ -87,13 +88,17 @@ def render_abuse(data: JsonDict) -> str:
         f"apart, and {plan['first_event_samples']} fresh SSE clients of a ticking job's "
         "stream timed from connect to their first event. Then the abuse is stopped and "
         "the server must return to its quiet descriptor count before the next condition "
-        "(fds: under abuse → after settling (quiet)).\n",
+        "(fds: under abuse → after settling (quiet)). Listen overflows: connections the "
+        "kernel dropped because the server's listen queue (Hypercorn's backlog, 100) was "
+        "full during the window (machine-wide `TcpExt ListenOverflows`, so another "
+        "process's could count too); each makes that client retry after a "
+        "retransmission timeout.\n",
         "**The machine is shared and noisy**: the ratios are to the `quiet` condition "
         "measured in the same run, minutes apart; `quiet-after` shows how far two quiet "
         "windows differ.\n",
         "| condition | health p50 ms | health p99 ms | p99 / quiet | first event median ms "
-        "| / quiet | goal met | server CPU % | fds | probe errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| / quiet | goal met | server CPU % | listen overflows | fds | probe errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(name, c, abuse["quiet_fds"]) for name, c in conditions.items()]
     lines.append("\nWhat each condition runs:\n")

@@ -31,7 +31,7 @@ from bench.http.loadgen import cancel_jobs, create_jobs
 from bench.http.scenarios import _cpus
 from bench.http.server import ServerFailed, aura_spec, running
 from bench.http.wire import request
-from bench.procstat import cpu_percent, open_fds, sample
+from bench.procstat import cpu_percent, listen_overflows, open_fds, sample
 from bench.progress import ROOT, say
 from bench.results import Measure, RunResults
 
@@ -117,11 +117,12 @@ async def _condition(
     stream_path = f"/api/jobs/{config['job_id']}/events"
     async with _attacker(name, port, config, cpu) as counts:
         await trio.sleep(plan.warmup)
-        before, began = sample(pid), time.monotonic()
+        before, began, overflows = sample(pid), time.monotonic(), listen_overflows()
         probed = await probe(
             port, plan.window, plan.health_interval, plan.first_event_samples, stream_path
         )
         after, seconds = sample(pid), time.monotonic() - began
+        overflows = listen_overflows() - overflows
         fds_under_abuse = open_fds(pid)
         subscribers_under_abuse = (await _health(port))["subscribers"]
     fds, settle_seconds = await _settle(pid, config["quiet_fds"], plan.settle_timeout)
@@ -131,6 +132,7 @@ async def _condition(
         "window_seconds": seconds,
         "server_cpu_percent": cpu_percent(before, after, seconds),
         "server_rss_bytes": after.rss_bytes,
+        "listen_overflows": overflows,
         "fds_under_abuse": fds_under_abuse,
         "subscribers_under_abuse": subscribers_under_abuse,
         "fds_settled": fds,
@@ -159,6 +161,7 @@ async def _drive(port: int, pid: int, plan: AbusePlan, cpu: int | None) -> JsonD
             f"abuse: {name}: health p50 {health['p50']:.1f} ms, p99 {health['p99']:.1f} ms "
             f"({health['count']:.0f} requests), first event median {first['p50']:.1f} ms; "
             f"fds {result['fds_under_abuse']} -> {result['fds_settled']} (quiet {quiet_fds}); "
+            f"listen overflows {result['listen_overflows']}; "
             f"attacker {result['attacker']}; errors {result['probe']['errors']}"
         )
     await cancel_jobs(port, producers)
