@@ -13,7 +13,7 @@ WHAT = {
     "quiet": "no abuse (the baseline)",
     "slow-readers": "{slow_readers} SSE clients of `/api/events` that never read "
     "({slow_reader_rcvbuf} B receive buffer)",
-    "slowloris": "{slowloris} sockets trickling a request head, 1 byte per "
+    "slowloris": "{slowloris:,} sockets trickling a request head, 1 byte per "
     "{slowloris_interval:g} s each, replaced when cut",
     "ws-big-frames": "{ws_clients} WebSocket clients sending {frame_kib:,} KiB frames "
     "(cap 64 KiB), reconnecting",
@@ -82,8 +82,9 @@ def render_abuse(data: JsonDict) -> str:
         "One server (`aura-actors serve`, its default limits, a fresh data dir) pinned to "
         f"one core, {plan['producers']} jobs ticking every {plan['tick_seconds']:g} s and "
         f"{plan['stored_jobs']:,} finished jobs stored; the abuse runs from a separate "
-        "process pinned to the other core, the probes from a third. Per condition, after "
-        f"{plan['warmup']:g} s of abuse, a {plan['window']:g} s window: `GET /api/health` "
+        "process pinned to the other core, the probes from the harness's own (unpinned). "
+        f"Per condition, after {plan['warmup']:g} s of abuse, a window of "
+        f"{plan['window']:g} s: `GET /api/health` "
         f"one at a time on a fresh connection each, {plan['health_interval'] * 1000:g} ms "
         f"apart, and {plan['first_event_samples']} fresh SSE clients of a ticking job's "
         "stream timed from connect to their first event. Then the abuse is stopped and "
