@@ -61,5 +61,5 @@ def abuse_plan(mode: str) -> AbusePlan:
     if mode == "smoke":
         return AbusePlan(0.5, 0.2, 0.02, 2, 40, 10, 20, 2, 100_000, 2, 2)
     if mode == "quick":
-        return AbusePlan(2.5, 0.5, 0.01, 5, 1_000, 100, 500, 4, 1 << 20, 4, 8)
+        return AbusePlan(2.0, 0.5, 0.01, 5, 500, 100, 500, 4, 1 << 20, 4, 8)
     return AbusePlan(8.0, 1.0, 0.01, 10, 3_000, 200, 2_000, 8, 16 << 20, 6, 16)
