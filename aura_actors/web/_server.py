@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
+from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -36,6 +37,9 @@ DEMO_TOPICS = (
 
 #: A WebSocket client frame (message) above this closes the connection with 1009.
 MAX_WEBSOCKET_MESSAGE = 64 * 1024
+
+#: The listen backlog when none is set (the kernel's ``somaxconn`` caps it if lower).
+DEFAULT_BACKLOG = 1024
 
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
@@ -65,6 +69,15 @@ def gc_tuned() -> Iterator[None]:
         gc.unfreeze()
 
 
+def default_backlog(somaxconn: Path = Path("/proc/sys/net/core/somaxconn")) -> int:
+    """:data:`DEFAULT_BACKLOG`, or the kernel's cap on a listen backlog if lower."""
+    try:
+        cap = int(somaxconn.read_text())
+    except (OSError, ValueError):
+        return DEFAULT_BACKLOG
+    return max(1, min(DEFAULT_BACKLOG, cap))
+
+
 def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
     """Hypercorn's settings for ours (no access log: its lines would carry query tokens)."""
     config = HypercornConfig()
@@ -78,6 +91,9 @@ def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
     config.keep_alive_timeout = settings.header_timeout
     # Checked as each frame arrives: a bigger frame is never buffered whole (close 1009).
     config.websocket_max_message_size = MAX_WEBSOCKET_MESSAGE
+    # Hypercorn's 100 overflows under a burst of connects: each dropped one waits a
+    # retransmission timeout (a second), whatever the server's load.
+    config.backlog = settings.backlog or default_backlog()
     return config
 
 

@@ -121,6 +121,15 @@ class ServerSettings:
             metavar="SECONDS",
         ),
     )
+    backlog: int | None = field(
+        default=None,
+        metadata=about(
+            "connections the kernel queues for the server to accept; a full queue drops "
+            "new ones, which retry a second later (none: 1024, or the kernel's "
+            "net.core.somaxconn if lower)",
+            ge=1,
+        ),
+    )
     demo_jobs: int = field(
         default=0, metadata=about("video jobs submitted at start, to see something move", ge=0)
     )

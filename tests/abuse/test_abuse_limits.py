@@ -7,6 +7,7 @@ still served, the server's descriptors back to the baseline; never timings.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from support.abuse import (
     as_user,
     body_of,
     eventually_at_most,
+    host_port,
     open_fds,
     raw_connection,
     read_until_closed,
@@ -175,3 +177,17 @@ async def test_the_request_line_limit_is_16_kib(tmp_path: Path) -> None:
         answer = await client.get("/api/health", headers={"X-Big": "a" * 30_000})
         assert answer.status_code == 431
         assert answer.json()["error"]["code"] == "headers_too_large"
+
+
+def listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on ``port`` (``ss``'s Send-Q of a listener)."""
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out.split()[2])
+
+
+async def test_the_listen_backlog_is_the_configured_one(tmp_path: Path) -> None:
+    """``--backlog 300``: the kernel's queue of the listening socket holds 300."""
+    async with abuse_server(tmp_path, "--backlog", "300") as (server, _client):
+        assert listen_backlog(host_port(server.url)[1]) == 300
