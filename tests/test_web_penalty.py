@@ -1,11 +1,72 @@
-"""The listen backlog's default."""
+"""The penalty box's rules (a fake clock) and the listen backlog's default."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from aura_actors.web import ServerSettings
+from aura_actors.web._penalty import MAX_FACTOR, PenaltyBox
 from aura_actors.web._server import DEFAULT_BACKLOG, default_backlog, hypercorn_config
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cooldown_ends() -> None:
+    clock = Clock()
+    box = PenaltyBox(2.0, clock=clock)
+    assert not box.refuses("a")
+    box.punish("a", "x")
+    assert box.refuses("a") and not box.refuses("b")
+    clock.now += 1.9
+    assert box.refuses("a")
+    clock.now += 0.2
+    assert not box.refuses("a")
+    assert box.refused == 2
+
+
+def test_repeat_offences_double_the_cooldown_up_to_the_cap_and_are_forgotten() -> None:
+    clock = Clock()
+    box = PenaltyBox(1.0, clock=clock)
+    for factor in (1, 2, 4, 8, 16, 32, 32):
+        box.punish("a", "x")
+        clock.now += factor - 0.01
+        assert box.refuses("a"), factor
+        clock.now += 0.02
+        assert not box.refuses("a"), factor
+    clock.now += MAX_FACTOR + 1  # clean long enough: the next offence is a first one
+    box.punish("a", "x")
+    clock.now += 1.01
+    assert not box.refuses("a")
+
+
+def test_offences_during_a_cooldown_do_not_escalate_it() -> None:
+    clock = Clock()
+    box = PenaltyBox(1.0, clock=clock)
+    for _ in range(100):
+        box.punish("a", "x")
+    assert box.offences == 1
+    clock.now += 1.01
+    assert not box.refuses("a")
+
+
+def test_the_table_keeps_the_most_recently_punished() -> None:
+    box = PenaltyBox(10.0, capacity=8, clock=Clock())
+    for index in range(1000):
+        box.punish(str(index), "x")
+        assert len(box) <= 8
+    assert [box.refuses(str(index)) for index in (991, 992, 999)] == [False, True, True]
+
+
+def test_a_cooldown_of_zero_punishes_nobody() -> None:
+    box = PenaltyBox(0.0, clock=Clock())
+    box.punish("a", "x")
+    assert not box.refuses("a") and len(box) == 0
 
 
 def test_the_backlog_defaults_to_1024_or_the_kernels_cap(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from hypercorn.trio.tcp_server import TCPServer
 
 from ..protocol import ErrorCode
 from ._hypercorn import Connections
+from ._penalty import HEADER_TIMEOUT, PenaltyBox, header_timed_out, peer_address, turn_away
 
 logger = logging.getLogger("aura_actors.server")
 
@@ -77,11 +78,17 @@ def default_max_connections() -> int:
 
 
 class ConnectionBudget(Connections):
-    """:class:`Connections` that serves at most ``limit`` at once and refuses the rest."""
+    """:class:`Connections` that serves at most ``limit`` at once and refuses the rest.
 
-    def __init__(self, limit: int) -> None:
+    With a ``penalty`` box, a connection from an address in its cool-down is
+    reset as soon as it is accepted, and one cut by the header timeout puts
+    its address there (see ``_penalty``).
+    """
+
+    def __init__(self, limit: int, penalty: PenaltyBox | None = None) -> None:
         super().__init__()
         self.limit = limit
+        self.penalty = PenaltyBox(0) if penalty is None else penalty
         #: Connections refused so far (for tests and the log).
         self.refused = 0
 
@@ -89,8 +96,15 @@ class ConnectionBudget(Connections):
         self, connection: Callable[[trio.SocketStream], TCPServer], stream: trio.SocketStream
     ) -> None:
         """Run the connection made for ``stream`` if the budget allows, else answer 503."""
+        address = peer_address(stream) if self.penalty.cooldown > 0 else None
+        if address is not None and self.penalty.refuses(address):
+            await turn_away(stream)
+            return
         if len(self) < self.limit:
-            await super().serve(connection, stream)
+            server = connection(stream)
+            await super().serve(lambda _stream: server, stream)
+            if address is not None and header_timed_out(server):
+                self.penalty.punish(address, HEADER_TIMEOUT)
             return
         self.refused += 1
         if self.refused == 1 or self.refused % 1000 == 0:

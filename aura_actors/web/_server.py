@@ -22,6 +22,7 @@ from ._auth import load_tokens
 from ._budget import ConnectionBudget, default_max_connections, raise_open_file_limit
 from ._hypercorn import check_version, serve_app
 from ._metrics import ServerMetrics
+from ._penalty import PenaltyBox, punishing_oversized_frames
 from ._settings import ServerSettings
 
 logger = logging.getLogger("aura_actors.server")
@@ -164,6 +165,8 @@ async def _serve(
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         config = settings.runtime
         metrics = ServerMetrics()
+        penalty = PenaltyBox(settings.abuse_cooldown, capacity=settings.abuse_addresses)
+        metrics.watch_penalty(penalty)
         async with open_runtime(config, default_pipelines(), observer=metrics) as runtime:
             if on_runtime is not None:
                 on_runtime(runtime)
@@ -189,7 +192,7 @@ async def _serve(
 
             tuning = gc_tuned() if settings.gc_freeze else contextlib.nullcontext()
             with tuning:
-                await _run_app(app, settings, runtime, stop_when_asked, on_listening)
+                await _run_app(app, settings, runtime, penalty, stop_when_asked, on_listening)
     if runtime.broadcaster.lost_records:
         raise StorageUnavailable(
             f"{runtime.broadcaster.lost_records} acknowledged records could not be written "
@@ -201,6 +204,7 @@ async def _run_app(
     app: QuartTrio,
     settings: ServerSettings,
     runtime: Runtime,
+    penalty: PenaltyBox,
     shutdown_trigger: Callable[[], Awaitable[None]],
     on_listening: Callable[[str], None] | None,
 ) -> None:
@@ -211,10 +215,10 @@ async def _run_app(
         binds = await nursery.start(
             partial(
                 serve_app,
-                app,
+                punishing_oversized_frames(app, penalty),
                 hypercorn_config(settings),
                 shutdown_trigger=shutdown_trigger,
-                connections=ConnectionBudget(limit),
+                connections=ConnectionBudget(limit, penalty),
             )
         )
         url = binds[0] if binds else f"http://{settings.host}:{settings.port}"

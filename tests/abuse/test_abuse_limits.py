@@ -16,6 +16,7 @@ from support.abuse import (
     abuse_server,
     as_user,
     body_of,
+    connection_from,
     eventually_at_most,
     host_port,
     open_fds,
@@ -120,10 +121,11 @@ async def test_query_numbers_are_ascii_digits_only(tmp_path: Path, limit: str) -
 
 
 async def test_slowloris_is_cut_by_the_header_timeout(tmp_path: Path) -> None:
-    """Finding 7: sockets trickling header bytes are closed, their descriptors returned."""
+    """Finding 7: sockets trickling header bytes are closed, their descriptors returned;
+    another address is served (the trickling one is in the penalty box)."""
     async with abuse_server(tmp_path, "--header-timeout", "1") as (server, client):
         baseline = open_fds(server.pid)
-        streams = [await raw_connection(server.url) for _ in range(50)]
+        streams = [await connection_from(server.url, "127.0.0.2") for _ in range(50)]
         for stream in streams:
             await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: local")
         with trio.fail_after(30):
