@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aura_actors.web import ServerSettings
-from aura_actors.web._penalty import MAX_FACTOR, PenaltyBox
+from aura_actors.web._penalty import ABANDON_BURST, ABANDON_RATE, MAX_FACTOR, PenaltyBox
 from aura_actors.web._server import DEFAULT_BACKLOG, default_backlog, hypercorn_config
 
 
@@ -77,3 +77,17 @@ def test_the_backlog_defaults_to_1024_or_the_kernels_cap(tmp_path: Path) -> None
     assert default_backlog(tmp_path / "missing") == DEFAULT_BACKLOG
     cap = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert hypercorn_config(ServerSettings()).backlog == min(DEFAULT_BACKLOG, cap)
+
+
+def test_abandoned_requests_are_allowed_in_a_burst_then_at_a_rate() -> None:
+    clock = Clock()
+    box = PenaltyBox(1.0, clock=clock)
+    for _ in range(ABANDON_BURST):
+        box.abandoned("a")
+    assert not box.refuses("a")
+    clock.now += 1.0
+    for _ in range(int(ABANDON_RATE)):
+        box.abandoned("a")
+    assert not box.refuses("a")
+    box.abandoned("a")
+    assert box.refuses("a") and box.offences == 1

@@ -28,7 +28,7 @@ from hypercorn.trio.tcp_server import TCPServer
 
 from ..protocol import ErrorCode
 from ._hypercorn import Connections
-from ._penalty import HEADER_TIMEOUT, PenaltyBox, header_timed_out, peer_address, turn_away
+from ._penalty import PenaltyBox, peer_address, turn_away
 
 logger = logging.getLogger("aura_actors.server")
 
@@ -81,8 +81,8 @@ class ConnectionBudget(Connections):
     """:class:`Connections` that serves at most ``limit`` at once and refuses the rest.
 
     With a ``penalty`` box, a connection from an address in its cool-down is
-    reset as soon as it is accepted, and one cut by the header timeout puts
-    its address there (see ``_penalty``).
+    reset as soon as it is accepted, and each ended connection is judged
+    there (see ``_penalty``).
     """
 
     def __init__(self, limit: int, penalty: PenaltyBox | None = None) -> None:
@@ -103,8 +103,8 @@ class ConnectionBudget(Connections):
         if len(self) < self.limit:
             server = connection(stream)
             await super().serve(lambda _stream: server, stream)
-            if address is not None and header_timed_out(server):
-                self.penalty.punish(address, HEADER_TIMEOUT)
+            if address is not None:
+                self.penalty.judge(address, server)
             return
         self.refused += 1
         if self.refused == 1 or self.refused % 1000 == 0:

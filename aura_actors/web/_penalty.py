@@ -5,6 +5,11 @@ closes with 1009, a request head not finished within ``--header-timeout`` is
 cut), but the client may reconnect at once, and each new connection costs the
 server an accept, an HTTP parse, maybe an upgrade and a history replay before
 the limit bites again: a few clients reconnecting in a loop slow everyone.
+The same goes for a flood of requests whose answers the client never waits
+for (it hangs up before they begin: a ``HEAD`` storm); a few such requests
+are normal (a page navigated away), so :data:`ABANDON_BURST` are allowed,
+then :data:`ABANDON_RATE` a second.
+
 :class:`PenaltyBox` remembers the address of such a client; while its
 cool-down lasts, every new connection from that address is closed right
 after it is accepted (a reset, before a byte is read), which costs the server
@@ -12,8 +17,9 @@ almost nothing. The cool-down (``--abuse-cooldown``) doubles with each offence
 after the previous cool-down ended, up to :data:`MAX_FACTOR` times, and an
 offence is forgotten that long after its cool-down. Offences during a
 cool-down (the address's other connections, already open, cut in turn) do
-not escalate it. The table holds :data:`CAPACITY` addresses at most, the
-least recently punished going first, so address churn cannot grow it.
+not escalate it. The table holds ``--abuse-addresses`` addresses at most
+(and as many allowances), the least recently punished going first, so
+address churn cannot grow it.
 
 Everyone behind one address shares its penalty: behind a reverse proxy every
 client has the proxy's address, so turn it off there (``--abuse-cooldown 0``)
@@ -49,9 +55,15 @@ CAPACITY = 4096
 #: A repeat offender's cool-down grows to this many times the first one at most.
 MAX_FACTOR = 32
 
+#: Requests an address may abandon in a burst (hang up before their answer began), and
+#: per second after that; past it, a flood: the address goes in the box.
+ABANDON_BURST = 50
+ABANDON_RATE = 10.0
+
 #: Why a connection was closed for abuse.
 OVERSIZED_FRAME = "oversized_frame"
 HEADER_TIMEOUT = "header_timeout"
+ABANDONED_FLOOD = "abandoned_requests"
 
 
 @dataclass(slots=True)
@@ -75,6 +87,8 @@ class PenaltyBox:
         self.capacity = capacity
         self._clock = clock
         self._records: OrderedDict[str, _Record] = OrderedDict()
+        #: Per address: abandoned requests it may still make, and when that was counted.
+        self._allowance: OrderedDict[str, tuple[float, float]] = OrderedDict()
         #: Connections closed at accept so far, and offences counted (for tests and the log).
         self.refused = 0
         self.offences = 0
@@ -89,6 +103,31 @@ class PenaltyBox:
             return False
         self.refused += 1
         return True
+
+    def judge(self, address: str, server: TCPServer) -> None:
+        """Punish ``address`` if its ended connection ``server`` was cut by the header
+        timeout, or was one abandoned request too many."""
+        if self.cooldown <= 0:
+            return
+        if header_timed_out(server):
+            self.punish(address, HEADER_TIMEOUT)
+        elif abandoned(server):
+            self.abandoned(address)
+
+    def abandoned(self, address: str) -> None:
+        """Count a request ``address`` hung up on before its answer began; past
+        :data:`ABANDON_BURST` (refilled at :data:`ABANDON_RATE` a second), punish it."""
+        if self.cooldown <= 0:
+            return
+        now = self._clock()
+        left, since = self._allowance.pop(address, (ABANDON_BURST, now))
+        left = min(ABANDON_BURST, left + (now - since) * ABANDON_RATE) - 1
+        if left < 0:
+            self.punish(address, ABANDONED_FLOOD)
+            return
+        self._allowance[address] = (left, now)
+        while len(self._allowance) > self.capacity:
+            self._allowance.popitem(last=False)
 
     def punish(self, address: str, reason: str) -> None:
         """Start (or escalate) ``address``'s cool-down for a connection closed for ``reason``."""
@@ -147,6 +186,22 @@ def header_timed_out(server: TCPServer) -> bool:
         return False
     pending, closed = connection.trailing_data
     return bool(pending) and not closed
+
+
+def abandoned(server: TCPServer) -> bool:
+    """Whether the client of an ended connection hung up on a request before its answer began.
+
+    A flood of requests whose answers are never read (``HEAD`` storms) leaves
+    this; a client closing a stream it was reading (its head sent) does not.
+    """
+    wrapper = getattr(server, "protocol", None)
+    protocol = getattr(wrapper, "protocol", None)
+    if type(protocol) is not H11Protocol:
+        return False
+    connection = protocol.connection
+    if type(connection) is not h11.Connection or connection.our_state is not h11.SEND_RESPONSE:
+        return False
+    return connection.their_state is h11.CLOSED or connection.trailing_data[1]
 
 
 def frame_too_big(send: object) -> bool:

@@ -7,6 +7,7 @@ counts ``/metrics`` shows; never timings.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -97,6 +98,31 @@ async def test_slowloris_turns_its_address_away_but_idle_connections_do_not(
             assert served(await health_from(server.url, source)), source
         assert await metric(client, "aura_abuse_offences_total") == 1
         assert await metric(client, "aura_connections_turned_away_total") >= 6
+
+
+async def test_a_flood_of_abandoned_requests_turns_its_address_away(tmp_path: Path) -> None:
+    """``HEAD`` + a pipelined ``GET``, hung up on at once, in a loop: the address is turned
+    away; closing event streams once their head arrived is no offence."""
+    async with abuse_server(tmp_path, "--abuse-cooldown", "600") as (server, client):
+        reader = "127.0.0.5"
+        for _ in range(60):
+            async with await connection_from(server.url, reader) as stream:
+                await stream.send_all(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await stream.receive_some(4096)
+        storm = b"HEAD /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n" + (
+            b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        with trio.fail_after(60):
+            while served(await health_from(server.url, OFFENDER)):
+                for _ in range(20):
+                    with contextlib.suppress(trio.BrokenResourceError, OSError):  # turned away
+                        async with await connection_from(server.url, OFFENDER) as stream:
+                            await stream.send_all(storm)
+        for source in (BYSTANDER, reader):
+            assert served(await health_from(server.url, source)), source
+        assert await metric(client, "aura_abuse_offences_total") == 1
 
 
 async def test_the_penalty_table_is_bounded(tmp_path: Path) -> None:
