@@ -2,6 +2,10 @@
 
 ``python -m bench.abuse.attacks CONDITION --port P --config JSON``
 
+Every socket comes from :data:`SOURCE` (another loopback address than the
+probe's 127.0.0.1), so the server's per-address defences (its penalty box)
+see the attacker as one client and the probe as another, as they would be.
+
 Prints ``ready`` on stdout once the abuse is in place (its sockets opened), runs
 it until SIGTERM, then prints one JSON object of counters (what the abuse did
 and what the server answered) and exits; every socket is closed on the way
@@ -45,6 +49,8 @@ from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, 
 from bench.http.wire import HttpError, open_sse
 
 HOST = "127.0.0.1"
+#: The attacker's own address (all of 127.0.0.0/8 is loopback on Linux).
+SOURCE = "127.0.0.2"
 JsonDict = dict[str, Any]
 Attack = Callable[[int, JsonDict, Counter[str], trio.Event], Awaitable[None]]
 
@@ -96,6 +102,7 @@ async def slow_readers(
             sock = trio.socket.socket()
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config["slow_reader_rcvbuf"])
+            await sock.bind((SOURCE, 0))
             await sock.connect((HOST, port))
             await sock.send(request)
             counts["connected"] += 1
@@ -114,7 +121,7 @@ async def slowloris(port: int, config: JsonDict, counts: Counter[str], ready: tr
     async def one(index: int, opened: Callable[[], None]) -> None:
         while True:
             try:
-                stream = await trio.open_tcp_stream(HOST, port)
+                stream = await trio.open_tcp_stream(HOST, port, local_address=SOURCE)
             except OSError as error:
                 await _again(counts, error)
                 continue
@@ -147,7 +154,7 @@ def _big_frame(size: int) -> bytes:
 
 async def _ws_connect(port: int, path: str) -> tuple[trio.SocketStream, WSConnection]:
     """A WebSocket past its opening handshake (refused: :class:`HttpError`)."""
-    stream = await trio.open_tcp_stream(HOST, port)
+    stream = await trio.open_tcp_stream(HOST, port, local_address=SOURCE)
     ws = WSConnection(ConnectionType.CLIENT)
     try:
         await stream.send_all(ws.send(Request(host=HOST, target=path)))
@@ -204,7 +211,7 @@ async def ws_big_frames(
 
 async def _replay_once(port: int, wanted: int, counts: Counter[str]) -> None:
     marker = b"event: job-completed"
-    stream = await open_sse(HOST, port, "/api/events", last_event_id="0-0")
+    stream = await open_sse(HOST, port, "/api/events", last_event_id="0-0", local_address=SOURCE)
     seen, tail = 0, b""
     async with stream.stream:
         while seen < wanted:
@@ -243,7 +250,7 @@ async def head_storm(port: int, config: JsonDict, counts: Counter[str], ready: t
         opened()
         while True:
             try:
-                stream = await trio.open_tcp_stream(HOST, port)
+                stream = await trio.open_tcp_stream(HOST, port, local_address=SOURCE)
                 async with stream:
                     await stream.send_all(requests[counts["sent"] % 2])
                 counts["sent"] += 1
