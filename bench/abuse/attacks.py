@@ -2,9 +2,10 @@
 
 ``python -m bench.abuse.attacks CONDITION --port P --config JSON``
 
-Every socket comes from :data:`SOURCE` (another loopback address than the
-probe's 127.0.0.1), so the server's per-address defences (its penalty box)
-see the attacker as one client and the probe as another, as they would be.
+Every socket comes from the config's ``source`` (default :data:`SOURCE`),
+another loopback address than the probe's 127.0.0.1, so the server's
+per-address defences (its penalty box) see the attacker as one client and the
+probe as another, as they would be.
 
 Prints ``ready`` on stdout once the abuse is in place (its sockets opened), runs
 it until SIGTERM, then prints one JSON object of counters (what the abuse did
@@ -49,7 +50,7 @@ from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, 
 from bench.http.wire import HttpError, open_sse
 
 HOST = "127.0.0.1"
-#: The attacker's own address (all of 127.0.0.0/8 is loopback on Linux).
+#: The attacker's own address by default (all of 127.0.0.0/8 is loopback on Linux).
 SOURCE = "127.0.0.2"
 JsonDict = dict[str, Any]
 Attack = Callable[[int, JsonDict, Counter[str], trio.Event], Awaitable[None]]
@@ -102,7 +103,7 @@ async def slow_readers(
             sock = trio.socket.socket()
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config["slow_reader_rcvbuf"])
-            await sock.bind((SOURCE, 0))
+            await sock.bind((config.get("source", SOURCE), 0))
             await sock.connect((HOST, port))
             await sock.send(request)
             counts["connected"] += 1
@@ -117,11 +118,12 @@ async def slowloris(port: int, config: JsonDict, counts: Counter[str], ready: tr
     """``slowloris`` sockets trickling a request head; a socket cut by the server is replaced."""
     interval = config["slowloris_interval"]
     head = _head("GET", "/api/health", "X-Pad: ")
+    source = config.get("source", SOURCE)
 
     async def one(index: int, opened: Callable[[], None]) -> None:
         while True:
             try:
-                stream = await trio.open_tcp_stream(HOST, port, local_address=SOURCE)
+                stream = await trio.open_tcp_stream(HOST, port, local_address=source)
             except OSError as error:
                 await _again(counts, error)
                 continue
@@ -152,9 +154,9 @@ def _big_frame(size: int) -> bytes:
     return b"\x81\xff" + struct.pack("!Q", size) + key + payload
 
 
-async def _ws_connect(port: int, path: str) -> tuple[trio.SocketStream, WSConnection]:
-    """A WebSocket past its opening handshake (refused: :class:`HttpError`)."""
-    stream = await trio.open_tcp_stream(HOST, port, local_address=SOURCE)
+async def _ws_connect(port: int, path: str, source: str) -> tuple[trio.SocketStream, WSConnection]:
+    """A WebSocket from ``source`` past its opening handshake (refused: :class:`HttpError`)."""
+    stream = await trio.open_tcp_stream(HOST, port, local_address=source)
     ws = WSConnection(ConnectionType.CLIENT)
     try:
         await stream.send_all(ws.send(Request(host=HOST, target=path)))
@@ -196,7 +198,7 @@ async def ws_big_frames(
     async def one(_index: int, opened: Callable[[], None]) -> None:
         while True:
             try:
-                stream, ws = await _ws_connect(port, path)
+                stream, ws = await _ws_connect(port, path, config.get("source", SOURCE))
             except (*_BROKEN, HttpError) as error:
                 await _again(counts, error)
                 continue
@@ -209,9 +211,9 @@ async def ws_big_frames(
     await _spawn_all(config["ws_clients"], one, ready)
 
 
-async def _replay_once(port: int, wanted: int, counts: Counter[str]) -> None:
+async def _replay_once(port: int, wanted: int, counts: Counter[str], source: str) -> None:
     marker = b"event: job-completed"
-    stream = await open_sse(HOST, port, "/api/events", last_event_id="0-0", local_address=SOURCE)
+    stream = await open_sse(HOST, port, "/api/events", last_event_id="0-0", local_address=source)
     seen, tail = 0, b""
     async with stream.stream:
         while seen < wanted:
@@ -229,12 +231,13 @@ async def replay_storm(
     port: int, config: JsonDict, counts: Counter[str], ready: trio.Event
 ) -> None:
     """``replay_clients`` clients replaying every stored job from ``0-0``, reconnecting."""
+    source = config.get("source", SOURCE)
 
     async def one(_index: int, opened: Callable[[], None]) -> None:
         opened()
         while True:
             try:
-                await _replay_once(port, config["stored_jobs"], counts)
+                await _replay_once(port, config["stored_jobs"], counts, source)
             except (*_BROKEN, HttpError) as error:
                 await _again(counts, error)
 
@@ -244,13 +247,14 @@ async def replay_storm(
 async def head_storm(port: int, config: JsonDict, counts: Counter[str], ready: trio.Event) -> None:
     """``head_workers`` loops of ``HEAD`` on an SSE route + a pipelined request, then close."""
     paths = ("/api/events", f"/api/jobs/{config['job_id']}/events")
+    source = config.get("source", SOURCE)
     requests = [_head("HEAD", path) + _head("GET", "/api/health") for path in paths]
 
     async def one(_index: int, opened: Callable[[], None]) -> None:
         opened()
         while True:
             try:
-                stream = await trio.open_tcp_stream(HOST, port, local_address=SOURCE)
+                stream = await trio.open_tcp_stream(HOST, port, local_address=source)
                 async with stream:
                     await stream.send_all(requests[counts["sent"] % 2])
                 counts["sent"] += 1

@@ -70,7 +70,10 @@ async def _attacker(
         yield counts
         return
     command = [sys.executable, "-m", "bench.abuse.attacks", name, "--port", str(port)]
-    command += ["--config", json.dumps(config)]
+    # Each abuse from an address of its own: a penalty earned in one condition
+    # must not carry over to the next.
+    source = f"127.0.0.{2 + CONDITIONS.index(name)}"
+    command += ["--config", json.dumps({**config, "source": source})]
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, cwd=ROOT)
     assert process.stdout is not None
     try:
