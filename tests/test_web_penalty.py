@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from aura_actors.web import ServerSettings
-from aura_actors.web._penalty import ABANDON_BURST, ABANDON_RATE, MAX_FACTOR, PenaltyBox
+from aura_actors.web._penalty import (
+    ABANDON_BURST,
+    ABANDON_RATE,
+    MAX_FACTOR,
+    SUSPECT_CONNECTIONS,
+    PenaltyBox,
+)
 from aura_actors.web._server import DEFAULT_BACKLOG, default_backlog, hypercorn_config
 
 
@@ -91,3 +97,25 @@ def test_abandoned_requests_are_allowed_in_a_burst_then_at_a_rate() -> None:
     assert not box.refuses("a")
     box.abandoned("a")
     assert box.refuses("a") and box.offences == 1
+
+
+def test_a_recent_abandoner_is_served_a_few_connections_at_a_time() -> None:
+    clock = Clock()
+    box = PenaltyBox(1.0, clock=clock)
+    assert not box.crowded("a", 1000), "no abandoned request: no cap"
+    box.abandoned("a")
+    assert box.crowded("a", SUSPECT_CONNECTIONS)
+    assert not box.crowded("a", SUSPECT_CONNECTIONS - 1)
+    clock.now += 2 / ABANDON_RATE  # its allowance whole again
+    assert not box.crowded("a", SUSPECT_CONNECTIONS)
+
+
+def test_a_remembered_offender_is_served_a_few_connections_at_a_time() -> None:
+    clock = Clock()
+    box = PenaltyBox(1.0, clock=clock)
+    box.punish("a", "x")
+    clock.now += 1.01
+    assert not box.refuses("a")
+    assert box.crowded("a", SUSPECT_CONNECTIONS)
+    clock.now += MAX_FACTOR  # forgotten
+    assert not box.crowded("a", SUSPECT_CONNECTIONS)

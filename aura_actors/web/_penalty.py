@@ -8,7 +8,10 @@ the limit bites again: a few clients reconnecting in a loop slow everyone.
 The same goes for a flood of requests whose answers the client never waits
 for (it hangs up before they begin: a ``HEAD`` storm); a few such requests
 are normal (a page navigated away), so :data:`ABANDON_BURST` are allowed,
-then :data:`ABANDON_RATE` a second.
+then :data:`ABANDON_RATE` a second. Such a client's connections, and a
+remembered offender's, are served :data:`SUSPECT_CONNECTIONS` at a time: a
+flood is judged as its connections end, and those accepted meanwhile must
+not crowd out everyone.
 
 :class:`PenaltyBox` remembers the address of such a client; while its
 cool-down lasts, every new connection from that address is closed right
@@ -59,6 +62,9 @@ MAX_FACTOR = 32
 #: per second after that; past it, a flood: the address goes in the box.
 ABANDON_BURST = 50
 ABANDON_RATE = 10.0
+
+#: Connections at once an address that abandoned requests lately may have; more are reset.
+SUSPECT_CONNECTIONS = 32
 
 #: Why a connection was closed for abuse.
 OVERSIZED_FRAME = "oversized_frame"
@@ -129,6 +135,22 @@ class PenaltyBox:
         while len(self._allowance) > self.capacity:
             self._allowance.popitem(last=False)
 
+    def crowded(self, address: str, connections: int) -> bool:
+        """Whether ``address``, with ``connections`` open, may open no more: it has
+        :data:`SUSPECT_CONNECTIONS` and abandoned requests lately (its allowance is not
+        whole again) or is a remembered offender (counted as a refusal if so)."""
+        if connections < SUSPECT_CONNECTIONS:
+            return False
+        now = self._clock()
+        record = self._records.get(address)
+        left, since = self._allowance.get(address, (ABANDON_BURST, now))
+        if left + (now - since) * ABANDON_RATE >= ABANDON_BURST and (
+            record is None or now >= record.forget_at
+        ):
+            return False
+        self.refused += 1
+        return True
+
     def punish(self, address: str, reason: str) -> None:
         """Start (or escalate) ``address``'s cool-down for a connection closed for ``reason``."""
         if self.cooldown <= 0:
@@ -152,20 +174,11 @@ class PenaltyBox:
             )
 
 
-def peer_address(stream: trio.SocketStream) -> str | None:
-    """The address (no port) a connection comes from; ``None`` if it is gone already."""
-    try:
-        peer = stream.socket.getpeername()
-    except OSError:
-        return None
-    return peer[0] if isinstance(peer, tuple) else None
-
-
-async def turn_away(stream: trio.SocketStream) -> None:
+def turn_away(stream: trio.SocketStream) -> None:
     """Close a just-accepted connection with a reset: nothing read, nothing left behind."""
     with contextlib.suppress(OSError):
         stream.socket.setsockopt(SOL_SOCKET, SO_LINGER, struct.pack("ii", 1, 0))
-    await stream.aclose()
+    stream.socket.close()
 
 
 def header_timed_out(server: TCPServer) -> bool:

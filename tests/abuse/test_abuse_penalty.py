@@ -115,11 +115,12 @@ async def test_a_flood_of_abandoned_requests_turns_its_address_away(tmp_path: Pa
             b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
         )
         with trio.fail_after(60):
-            while served(await health_from(server.url, OFFENDER)):
+            while not await metric(client, "aura_abuse_offences_total"):
                 for _ in range(20):
                     with contextlib.suppress(trio.BrokenResourceError, OSError):  # turned away
                         async with await connection_from(server.url, OFFENDER) as stream:
                             await stream.send_all(storm)
+        await turned_away(server.url, OFFENDER)
         for source in (BYSTANDER, reader):
             assert served(await health_from(server.url, source)), source
         assert await metric(client, "aura_abuse_offences_total") == 1
