@@ -202,7 +202,8 @@ def header_timed_out(server: TCPServer) -> bool:
 
 
 def abandoned(server: TCPServer) -> bool:
-    """Whether the client of an ended connection hung up on a request before its answer began.
+    """Whether the client of an ended connection hung up on a request before its answer
+    began (or, for a ``HEAD``, before its answer ended).
 
     A flood of requests whose answers are never read (``HEAD`` storms) leaves
     this; a client closing a stream it was reading (its head sent) does not.
@@ -212,9 +213,15 @@ def abandoned(server: TCPServer) -> bool:
     if type(protocol) is not H11Protocol:
         return False
     connection = protocol.connection
-    if type(connection) is not h11.Connection or connection.our_state is not h11.SEND_RESPONSE:
+    if type(connection) is not h11.Connection:
         return False
-    return connection.their_state is h11.CLOSED or connection.trailing_data[1]
+    if not (connection.their_state is h11.CLOSED or connection.trailing_data[1]):
+        return False
+    # h11 keeps the method it frames the answer by; a HEAD's answer is its head alone.
+    head = getattr(connection, "_request_method", None) == b"HEAD"
+    return connection.our_state is h11.SEND_RESPONSE or (
+        head and connection.our_state is h11.SEND_BODY
+    )
 
 
 def frame_too_big(send: object) -> bool:
