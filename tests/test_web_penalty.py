@@ -119,3 +119,15 @@ def test_a_remembered_offender_is_served_a_few_connections_at_a_time() -> None:
     assert box.crowded("a", SUSPECT_CONNECTIONS)
     clock.now += MAX_FACTOR  # forgotten
     assert not box.crowded("a", SUSPECT_CONNECTIONS)
+
+
+def test_a_flood_resumed_after_its_cooldown_is_cut_at_once() -> None:
+    clock = Clock()
+    box = PenaltyBox(1.0, clock=clock)
+    for _ in range(ABANDON_BURST + 1):
+        box.abandoned("a")
+    assert box.refuses("a")
+    clock.now += 1.01
+    assert not box.refuses("a")
+    box.abandoned("a")
+    assert box.refuses("a") and box.offences == 2

@@ -130,7 +130,9 @@ class PenaltyBox:
         left = min(ABANDON_BURST, left + (now - since) * ABANDON_RATE) - 1
         if left < 0:
             self.punish(address, ABANDONED_FLOOD)
-            return
+            # No allowance back during the cool-down: a flood resumed after it is cut short.
+            record = self._records.get(address)
+            left, now = 0.0, now if record is None else record.until
         self._allowance[address] = (left, now)
         while len(self._allowance) > self.capacity:
             self._allowance.popitem(last=False)
