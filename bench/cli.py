@@ -63,6 +63,7 @@ def _selected(only: str | None) -> list[str]:
 def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResults], None]]:
     from dataclasses import replace
 
+    from bench.abuse import scenario as abuse
     from bench.http import capacity
     from bench.http import scenarios as http
     from bench.inproc import broadcast, cancel, durability, fanout, spawn, startup, video
@@ -85,6 +86,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
         "capacity": lambda r: capacity.run(
             r, replace(plan.capacity, servers=servers, pin=not args.no_pin)
         ),
+        "abuse": lambda r: abuse.run(r, replace(plan.abuse, pin=not args.no_pin)),
     }
 
 

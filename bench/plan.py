@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.abuse.plan import AbusePlan, abuse_plan
 from bench.http.capacity import CapacityPlan
 from bench.http.scenarios import HttpPlan, LatencyRun
 
@@ -17,6 +18,7 @@ SCENARIOS = (
     "startup",
     "http",
     "capacity",
+    "abuse",
 )
 
 
@@ -48,6 +50,8 @@ class Plan:
     capacity: CapacityPlan = field(
         default_factory=lambda: CapacityPlan(5, (10, 20), repeats=3, window=0.5, warmup=0.2)
     )
+    #: The abuse scenario's window and the size of each abuse.
+    abuse: AbusePlan = field(default_factory=lambda: abuse_plan("smoke"))
 
 
 def make_plan(mode: str) -> Plan:
@@ -70,6 +74,7 @@ def make_plan(mode: str) -> Plan:
                 cancels=5,
             ),
             video_renders=((5.0, 1000.0),),
+            abuse=abuse_plan("smoke"),
         )
     if mode == "quick":
         return Plan(
@@ -94,6 +99,7 @@ def make_plan(mode: str) -> Plan:
             durability_jobs=2_000,
             durability_delivery=(10, 2_000, 10),
             capacity=CapacityPlan(20, (100, 400), repeats=3, window=0.7, warmup=0.3),
+            abuse=abuse_plan("quick"),
         )
     return Plan(
         mode,
@@ -119,4 +125,5 @@ def make_plan(mode: str) -> Plan:
         durability_jobs=20_000,
         durability_delivery=(100, 2_000, 10),
         capacity=CapacityPlan(100, (250, 500, 750, 1000), repeats=3, window=2.0),
+        abuse=abuse_plan("full"),
     )

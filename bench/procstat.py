@@ -40,3 +40,27 @@ def cpu_percent(before: ProcSample, after: ProcSample, wall_seconds: float) -> f
     if wall_seconds <= 0:
         return 0.0
     return 100.0 * (after.cpu_seconds - before.cpu_seconds) / wall_seconds
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors process ``pid`` holds open (``/proc/<pid>/fd``)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def listen_overflows() -> int:
+    """Machine-wide count of connections dropped because a listen queue was full.
+
+    ``TcpExt: ListenOverflows`` of ``/proc/net/netstat`` (this network namespace);
+    0 where the file is missing. A dropped handshake is retried by the client
+    after a retransmission timeout, so a delta over a window explains slow connects.
+    """
+    try:
+        with open("/proc/net/netstat") as netstat:
+            lines = netstat.read().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(fields.get("ListenOverflows", 0))
+    return 0

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import resource
+from collections import Counter
 from collections.abc import Callable
 
 import trio
@@ -28,6 +29,7 @@ from hypercorn.trio.tcp_server import TCPServer
 
 from ..protocol import ErrorCode
 from ._hypercorn import Connections
+from ._penalty import PenaltyBox, turn_away
 
 logger = logging.getLogger("aura_actors.server")
 
@@ -77,21 +79,53 @@ def default_max_connections() -> int:
 
 
 class ConnectionBudget(Connections):
-    """:class:`Connections` that serves at most ``limit`` at once and refuses the rest."""
+    """:class:`Connections` that serves at most ``limit`` at once and refuses the rest.
 
-    def __init__(self, limit: int) -> None:
+    With a ``penalty`` box, a connection from an address in its cool-down is
+    reset as soon as it is accepted, and each ended connection is judged
+    there (see ``_penalty``).
+    """
+
+    def __init__(self, limit: int, penalty: PenaltyBox | None = None) -> None:
         super().__init__()
         self.limit = limit
+        self.penalty = PenaltyBox(0) if penalty is None else penalty
         #: Connections refused so far (for tests and the log).
         self.refused = 0
+        #: Admitted connections not ended yet, by client address, and each one's address.
+        self._in_flight: Counter[str] = Counter()
+        self._hosts: dict[trio.SocketStream, str] = {}
+
+    def admits(self, stream: trio.SocketStream, address: object) -> bool:
+        """No if ``address`` is in its cool-down, or is a suspect with many connections
+        already: then the connection is reset at once."""
+        if self.penalty.cooldown <= 0 or not isinstance(address, tuple):
+            return True
+        host = str(address[0])
+        if self.penalty.refuses(host) or self.penalty.crowded(host, self._in_flight[host]):
+            turn_away(stream)
+            return False
+        self._in_flight[host] += 1
+        self._hosts[stream] = host
+        return True
 
     async def serve(
         self, connection: Callable[[trio.SocketStream], TCPServer], stream: trio.SocketStream
     ) -> None:
         """Run the connection made for ``stream`` if the budget allows, else answer 503."""
-        if len(self) < self.limit:
-            await super().serve(connection, stream)
-            return
+        host = self._hosts.pop(stream, None)
+        try:
+            if len(self) < self.limit:
+                server = connection(stream)
+                await super().serve(lambda _stream: server, stream)
+                if host is not None:
+                    self.penalty.judge(host, server)
+                return
+        finally:
+            if host is not None:
+                self._in_flight[host] -= 1
+                if not self._in_flight[host]:
+                    del self._in_flight[host]
         self.refused += 1
         if self.refused == 1 or self.refused % 1000 == 0:
             logger.warning(

@@ -89,6 +89,8 @@ from hypercorn.typing import ASGIFramework, ConnectionState, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
 from wsproto.connection import ConnectionState as WsState
 
+from ._accept import serve_listeners
+
 logger = logging.getLogger("aura_actors.server")
 
 #: Hypercorn release series whose insides this module was written and tested against.
@@ -323,6 +325,10 @@ class Connections:
     def __len__(self) -> int:
         return len(self._streams)
 
+    def admits(self, stream: trio.SocketStream, address: object) -> bool:
+        """Whether to serve a connection just accepted from ``address`` (a hook: yes)."""
+        return True
+
     async def serve(
         self, connection: Callable[[trio.SocketStream], TCPServer], stream: trio.SocketStream
     ) -> None:
@@ -407,9 +413,7 @@ async def serve_app(
             try:
                 async with trio.open_nursery() as accepting:
                     accepting.start_soon(
-                        partial(
-                            trio.serve_listeners, handle, listeners, handler_nursery=server_nursery
-                        )
+                        serve_listeners, handle, listeners, server_nursery, connections.admits
                     )
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()

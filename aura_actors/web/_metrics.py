@@ -7,12 +7,15 @@ may live in one process, as in the tests).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ..runtime import Event, Runtime
+from ._penalty import PenaltyBox
 
 __all__ = ["CONTENT_TYPE", "ServerMetrics"]
 
@@ -72,6 +75,10 @@ class ServerMetrics:
         for transport in ("sse", "websocket"):
             self.subscribers.labels(transport)
 
+    def watch_penalty(self, box: PenaltyBox) -> None:
+        """Show ``box``'s addresses, offences and turned-away connections."""
+        self.registry.register(_PenaltyCollector(box))
+
     # -- the runtime's observer --------------------------------------------------------
 
     def committed(self, seconds: float, events: Sequence[Event]) -> None:
@@ -117,3 +124,28 @@ class ServerMetrics:
             for (status, pipeline), count in counts.items():
                 self.jobs.labels(status, pipeline).set(count)
         return generate_latest(self.registry)
+
+
+class _PenaltyCollector(Collector):
+    """The penalty box's counts, read when the metrics are rendered."""
+
+    def __init__(self, box: PenaltyBox) -> None:
+        self.box = box
+
+    def collect(self) -> Iterator[Metric]:
+        box = self.box
+        yield GaugeMetricFamily(
+            "aura_penalized_addresses",
+            "Client addresses the penalty box remembers (in or past their cool-down)",
+            value=len(box),
+        )
+        yield CounterMetricFamily(
+            "aura_abuse_offences",
+            "Connections closed for abuse that started or escalated a cool-down",
+            value=box.offences,
+        )
+        yield CounterMetricFamily(
+            "aura_connections_turned_away",
+            "Connections reset at accept because their address was in its cool-down",
+            value=box.refused,
+        )

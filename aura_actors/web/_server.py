@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
+from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -21,6 +22,7 @@ from ._auth import load_tokens
 from ._budget import ConnectionBudget, default_max_connections, raise_open_file_limit
 from ._hypercorn import check_version, serve_app
 from ._metrics import ServerMetrics
+from ._penalty import PenaltyBox, punishing_oversized_frames
 from ._settings import ServerSettings
 
 logger = logging.getLogger("aura_actors.server")
@@ -36,6 +38,9 @@ DEMO_TOPICS = (
 
 #: A WebSocket client frame (message) above this closes the connection with 1009.
 MAX_WEBSOCKET_MESSAGE = 64 * 1024
+
+#: The listen backlog when none is set (the kernel's ``somaxconn`` caps it if lower).
+DEFAULT_BACKLOG = 1024
 
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
@@ -65,6 +70,15 @@ def gc_tuned() -> Iterator[None]:
         gc.unfreeze()
 
 
+def default_backlog(somaxconn: Path = Path("/proc/sys/net/core/somaxconn")) -> int:
+    """:data:`DEFAULT_BACKLOG`, or the kernel's cap on a listen backlog if lower."""
+    try:
+        cap = int(somaxconn.read_text())
+    except (OSError, ValueError):
+        return DEFAULT_BACKLOG
+    return max(1, min(DEFAULT_BACKLOG, cap))
+
+
 def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
     """Hypercorn's settings for ours (no access log: its lines would carry query tokens)."""
     config = HypercornConfig()
@@ -78,6 +92,9 @@ def hypercorn_config(settings: ServerSettings) -> HypercornConfig:
     config.keep_alive_timeout = settings.header_timeout
     # Checked as each frame arrives: a bigger frame is never buffered whole (close 1009).
     config.websocket_max_message_size = MAX_WEBSOCKET_MESSAGE
+    # Hypercorn's 100 overflows under a burst of connects: each dropped one waits a
+    # retransmission timeout (a second), whatever the server's load.
+    config.backlog = settings.backlog or default_backlog()
     return config
 
 
@@ -148,6 +165,8 @@ async def _serve(
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         config = settings.runtime
         metrics = ServerMetrics()
+        penalty = PenaltyBox(settings.abuse_cooldown, capacity=settings.abuse_addresses)
+        metrics.watch_penalty(penalty)
         async with open_runtime(config, default_pipelines(), observer=metrics) as runtime:
             if on_runtime is not None:
                 on_runtime(runtime)
@@ -173,7 +192,7 @@ async def _serve(
 
             tuning = gc_tuned() if settings.gc_freeze else contextlib.nullcontext()
             with tuning:
-                await _run_app(app, settings, runtime, stop_when_asked, on_listening)
+                await _run_app(app, settings, runtime, penalty, stop_when_asked, on_listening)
     if runtime.broadcaster.lost_records:
         raise StorageUnavailable(
             f"{runtime.broadcaster.lost_records} acknowledged records could not be written "
@@ -185,6 +204,7 @@ async def _run_app(
     app: QuartTrio,
     settings: ServerSettings,
     runtime: Runtime,
+    penalty: PenaltyBox,
     shutdown_trigger: Callable[[], Awaitable[None]],
     on_listening: Callable[[str], None] | None,
 ) -> None:
@@ -195,10 +215,10 @@ async def _run_app(
         binds = await nursery.start(
             partial(
                 serve_app,
-                app,
+                punishing_oversized_frames(app, penalty),
                 hypercorn_config(settings),
                 shutdown_trigger=shutdown_trigger,
-                connections=ConnectionBudget(limit),
+                connections=ConnectionBudget(limit, penalty),
             )
         )
         url = binds[0] if binds else f"http://{settings.host}:{settings.port}"

@@ -121,6 +121,34 @@ class ServerSettings:
             metavar="SECONDS",
         ),
     )
+    backlog: int | None = field(
+        default=None,
+        metadata=about(
+            "connections the kernel queues for the server to accept; a full queue drops "
+            "new ones, which retry a second later (none: 1024, or the kernel's "
+            "net.core.somaxconn if lower)",
+            ge=1,
+        ),
+    )
+    abuse_cooldown: float = field(
+        default=2.0,
+        metadata=about(
+            "seconds an address whose connection was closed for abuse (an oversized "
+            "WebSocket frame, the header timeout) has its new connections closed at once, "
+            "doubled for each repeat; 0: off (behind a reverse proxy, where every client "
+            "has the proxy's address)",
+            ge=0,
+            metavar="SECONDS",
+        ),
+    )
+    abuse_addresses: int = field(
+        default=4096,
+        metadata=about(
+            "client addresses the penalty box remembers at most (the least recently "
+            "punished are forgotten first)",
+            ge=1,
+        ),
+    )
     demo_jobs: int = field(
         default=0, metadata=about("video jobs submitted at start, to see something move", ge=0)
     )

@@ -218,9 +218,17 @@ class SseStream:
         await self.stream.aclose()
 
 
-async def open_sse(host: str, port: int, path: str, last_event_id: str | None = None) -> SseStream:
-    """Connect, request ``path`` as an event stream and read the response head."""
-    stream = await trio.open_tcp_stream(host, port)
+async def open_sse(
+    host: str,
+    port: int,
+    path: str,
+    last_event_id: str | None = None,
+    *,
+    local_address: str | None = None,
+) -> SseStream:
+    """Connect (from ``local_address`` if given), request ``path`` as an event stream and
+    read the response head."""
+    stream = await trio.open_tcp_stream(host, port, local_address=local_address)
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id

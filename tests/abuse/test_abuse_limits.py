@@ -7,6 +7,7 @@ still served, the server's descriptors back to the baseline; never timings.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from support.abuse import (
     abuse_server,
     as_user,
     body_of,
+    connection_from,
     eventually_at_most,
+    host_port,
     open_fds,
     raw_connection,
     read_until_closed,
@@ -118,10 +121,11 @@ async def test_query_numbers_are_ascii_digits_only(tmp_path: Path, limit: str) -
 
 
 async def test_slowloris_is_cut_by_the_header_timeout(tmp_path: Path) -> None:
-    """Finding 7: sockets trickling header bytes are closed, their descriptors returned."""
+    """Finding 7: sockets trickling header bytes are closed, their descriptors returned;
+    another address is served (the trickling one is in the penalty box)."""
     async with abuse_server(tmp_path, "--header-timeout", "1") as (server, client):
         baseline = open_fds(server.pid)
-        streams = [await raw_connection(server.url) for _ in range(50)]
+        streams = [await connection_from(server.url, "127.0.0.2") for _ in range(50)]
         for stream in streams:
             await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: local")
         with trio.fail_after(30):
@@ -175,3 +179,17 @@ async def test_the_request_line_limit_is_16_kib(tmp_path: Path) -> None:
         answer = await client.get("/api/health", headers={"X-Big": "a" * 30_000})
         assert answer.status_code == 431
         assert answer.json()["error"]["code"] == "headers_too_large"
+
+
+def listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on ``port`` (``ss``'s Send-Q of a listener)."""
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out.split()[2])
+
+
+async def test_the_listen_backlog_is_the_configured_one(tmp_path: Path) -> None:
+    """``--backlog 300``: the kernel's queue of the listening socket holds 300."""
+    async with abuse_server(tmp_path, "--backlog", "300") as (server, _client):
+        assert listen_backlog(host_port(server.url)[1]) == 300

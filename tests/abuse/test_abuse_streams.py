@@ -83,8 +83,10 @@ async def _close_code(stream: trio.SocketStream, ws: WSConnection) -> int | None
 
 
 async def test_a_websocket_frame_over_64_kib_closes_with_1009(tmp_path: Path) -> None:
-    """Finding 3: a 16 MiB client frame is refused (1009) as it arrives, never kept."""
-    async with abuse_server(tmp_path) as (server, client):
+    """Finding 3: a 16 MiB client frame is refused (1009) as it arrives, never kept.
+
+    One client sends several: no penalty box (see test_abuse_penalty for it)."""
+    async with abuse_server(tmp_path, "--abuse-cooldown", "0") as (server, client):
         job_id = (await client.post("/api/jobs", json=LONG_JOB)).json()["id"]
         path = f"/api/jobs/{job_id}/ws"
         baseline = open_fds(server.pid)

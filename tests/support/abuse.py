@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import struct
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import Any
 
 import httpx
 import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request
 
 from support.servers import ServerProcess, server_process, write_tokens
 
@@ -46,6 +50,62 @@ async def raw_connection(url: str) -> trio.SocketStream:
     """A plain TCP connection to the server of ``url``."""
     host, port = host_port(url)
     return await trio.open_tcp_stream(host, port)
+
+
+async def connection_from(url: str, source: str) -> trio.SocketStream:
+    """A plain TCP connection to the server of ``url`` from the loopback address ``source``.
+
+    All of 127.0.0.0/8 is loopback on Linux: each address is another client to the server.
+    """
+    host, port = host_port(url)
+    return await trio.open_tcp_stream(host, port, local_address=source)
+
+
+async def health_from(url: str, source: str) -> bytes:
+    """``GET /api/health`` from ``source`` on a fresh connection: the raw answer, or ``b""``
+    when the server closed (or reset) the connection without one."""
+    try:
+        stream = await connection_from(url, source)
+    except OSError:
+        return b""
+    async with stream:
+        try:
+            await stream.send_all(
+                b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+        except trio.BrokenResourceError:
+            return b""
+        return await read_until_closed(stream)
+
+
+async def oversized_frame_from(url: str, path: str, source: str, size: int = 100_000) -> int | None:
+    """Open the WebSocket ``path`` from ``source``, send one masked text frame of ``size``
+    bytes, and return the server's close code (``None``: no close frame)."""
+    host, _port = host_port(url)
+    stream = await connection_from(url, source)
+    ws = WSConnection(ConnectionType.CLIENT)
+    frame = b"\x81\xff" + struct.pack("!Q", size) + bytes(4) + b"x" * size  # mask 0: as is
+    async with stream:
+        await stream.send_all(ws.send(Request(host=host, target=path)))
+        sent = False
+        try:
+            while chunk := await stream.receive_some(65536):
+                ws.receive_data(chunk)
+                for event in ws.events():
+                    if isinstance(event, AcceptConnection) and not sent:
+                        sent = True
+                        with contextlib.suppress(trio.BrokenResourceError):
+                            await stream.send_all(frame)
+                    elif isinstance(event, CloseConnection):
+                        return event.code
+        except trio.BrokenResourceError:
+            pass
+    return None
+
+
+def served(answer: bytes) -> bool:
+    """Whether a raw answer is the health check's 200."""
+    return answer.startswith(b"HTTP/1.1 200")
 
 
 async def read_until_closed(stream: trio.SocketStream, limit: int = 1 << 20) -> bytes:
