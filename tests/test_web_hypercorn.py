@@ -104,7 +104,7 @@ def test_an_untested_hypercorn_is_refused_with_a_message_that_says_what_to_do() 
 async def test_serve_refuses_an_untested_hypercorn_before_touching_anything(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_hypercorn, "installed_version", lambda: "0.19.1")
+    monkeypatch.setattr(_hypercorn._version, "installed_version", lambda: "0.19.1")
     data_dir = tmp_path / "data"
     with pytest.raises(UntestedHypercorn):
         await serve(ServerSettings.of(port=0, data_dir=data_dir))
