@@ -92,21 +92,33 @@ class ConnectionBudget(Connections):
         self.penalty = PenaltyBox(0) if penalty is None else penalty
         #: Connections refused so far (for tests and the log).
         self.refused = 0
+        # The budget is spent as connections are accepted, in the order they came
+        # (their tasks start in any order): those within it, those past it.
+        self._within: set[trio.SocketStream] = set()
+        self._past: set[trio.SocketStream] = set()
         #: Admitted connections not ended yet, by client address, and each one's address.
         self._in_flight: Counter[str] = Counter()
         self._hosts: dict[trio.SocketStream, str] = {}
 
     def admits(self, stream: trio.SocketStream, address: object) -> bool:
-        """No if ``address`` is in its cool-down, or is a suspect with many connections
-        already: then the connection is reset at once."""
-        if self.penalty.cooldown <= 0 or not isinstance(address, tuple):
-            return True
-        host = str(address[0])
-        if self.penalty.refuses(host) or self.penalty.crowded(host, self._in_flight[host]):
-            turn_away(stream)
-            return False
-        self._in_flight[host] += 1
-        self._hosts[stream] = host
+        """Take a connection just accepted from ``address`` into the budget, or reset it.
+
+        Reset at once (``False``) if ``address`` is in its cool-down, or is a
+        suspect with many connections already. Otherwise it is served if the
+        connections accepted before it leave room, else answered 503.
+        """
+        host = str(address[0]) if isinstance(address, tuple) else None
+        judged = host is not None and self.penalty.cooldown > 0
+        if judged and host is not None:
+            if self.penalty.refuses(host) or self.penalty.crowded(host, self._in_flight[host]):
+                turn_away(stream)
+                return False
+            self._in_flight[host] += 1
+            self._hosts[stream] = host
+        if len(self._within) < self.limit:
+            self._within.add(stream)
+        else:
+            self._past.add(stream)
         return True
 
     async def serve(
@@ -114,14 +126,18 @@ class ConnectionBudget(Connections):
     ) -> None:
         """Run the connection made for ``stream`` if the budget allows, else answer 503."""
         host = self._hosts.pop(stream, None)
+        if stream not in self._within and stream not in self._past:  # not admitted first
+            (self._within if len(self._within) < self.limit else self._past).add(stream)
         try:
-            if len(self) < self.limit:
+            if stream in self._within:
                 server = connection(stream)
                 await super().serve(lambda _stream: server, stream)
                 if host is not None:
                     self.penalty.judge(host, server)
                 return
         finally:
+            self._within.discard(stream)
+            self._past.discard(stream)
             if host is not None:
                 self._in_flight[host] -= 1
                 if not self._in_flight[host]:
