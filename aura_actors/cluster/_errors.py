@@ -16,6 +16,11 @@ class CommitRefused(StorageUnavailable):
     a job that exists already); nothing of it was applied."""
 
 
+class JobClaimed(CommitRefused):
+    """The commit would end a queued job that a worker has claimed (a cancel that lost
+    the race to the claim): ask that worker instead (:meth:`DispatchQueue.request_cancel`)."""
+
+
 @contextmanager
 def redis_errors(action: str) -> Iterator[None]:
     """Turn what Redis or the connection raises inside the block into ``StorageUnavailable``.
@@ -28,6 +33,8 @@ def redis_errors(action: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         message = str(exc)
+        if message.startswith("CLAIMED "):
+            raise JobClaimed(f"Redis refused to {action}: {message}") from exc
         if message.startswith(("STALE ", "EXISTS ")):
             raise CommitRefused(f"Redis refused to {action}: {message}") from exc
         kind = type(exc).__name__

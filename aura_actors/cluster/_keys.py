@@ -64,9 +64,21 @@ class KeyLayout:
         """Sorted set: finished jobs whose history is still kept, by the time they ended."""
         return self.root + "expiring"
 
+    @property
+    def dispatch(self) -> str:
+        """Stream: the dispatch queue, one entry (``j`` job id) per queued job, read by
+        the workers' consumer group."""
+        return self.root + "dispatch"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel: ids of claimed jobs whose cancel was asked for."""
+        return self.root + "cancel"
+
     def job(self, job_id: str) -> str:
         """Hash: the job's record (``seq``, ``okey``, ``owner``, ``status``, ``pipeline``,
-        ``snapshot``, ``finished``, ``expired``, ``truncated``)."""
+        ``snapshot``, ``finished``, ``expired``, ``truncated``; in a cluster ``entry`` its
+        dispatch entry, ``worker`` the node that claimed it, ``cancel`` its cancel flag)."""
         return f"{self.root}job:{job_id}"
 
     def events(self, job_id: str) -> str:

@@ -22,6 +22,8 @@ local created = section(6)
 local snapshots = section(3)
 local logs = section(2)
 local events = section(6)
+-- With the dispatch queue (a cluster's nodes): the committing node's name; else nil.
+local node = ARGV[i]
 local meta = P .. 'meta'
 
 -- A retry of this very commit: its newest event is in its job's stream already.
@@ -34,6 +36,18 @@ local function already_applied()
     if info[k] == 'last-generated-id' then return not id_greater(last[1], info[k + 1]) end
   end
   return false
+end
+
+-- A job a worker has claimed ends only by that worker's commits: another node's
+-- commit ending it while still Queued (a cancel that lost the race to the claim) is refused.
+if node then
+  for _, s in ipairs(snapshots) do
+    local old = redis.call('HMGET', job_key(s[1]), 'status', 'worker')
+    if old[1] == 'Queued' and TERMINAL[s[2]] and old[2] and old[2] ~= node then
+      return redis.error_reply('CLAIMED job ' .. s[1] .. ' by ' .. old[2] ..
+        ': nothing of this commit was applied')
+    end
+  end
 end
 
 -- Checks: ids strictly increasing from the newest stored one; new jobs are new.
@@ -72,6 +86,9 @@ for _, c in ipairs(created) do
   index_status(job, seq, okey, status, true)
   add_count(status, pipeline, 1)
   if TERMINAL[status] then finished(job, seq) end
+  if node and status == 'Queued' then
+    redis.call('HSET', job_key(job), 'entry', redis.call('XADD', DISPATCH, '*', 'j', job))
+  end
 end
 
 for _, s in ipairs(snapshots) do
@@ -86,6 +103,9 @@ for _, s in ipairs(snapshots) do
       add_count(status, old[4], 1)
     end
     if TERMINAL[status] then finished(job, old[2]) end
+    -- Ended: its dispatch entry goes (acknowledged) with its terminal record. A job
+    -- ended before it was claimed is never given to a worker.
+    if node and TERMINAL[status] then undispatch(job) end
   end
 end
 
