@@ -83,13 +83,13 @@ async def open_redis_storage(
     except BaseExceptionGroup as group:
         # The pool's task group wraps whatever leaves the block: give callers the
         # exception itself (DataDirLocked, StorageUnavailable...) when it is the only one.
-        sole = _sole_leaf(group)
+        sole = sole_leaf(group)
         if sole is None:
             raise
         raise sole from None
 
 
-def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+def sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The one exception inside nested groups, or ``None`` if there are several."""
     leaves: list[BaseException] = [group]
     while len(leaves) == 1 and isinstance(leaves[0], BaseExceptionGroup):

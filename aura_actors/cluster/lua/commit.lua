@@ -117,6 +117,7 @@ end
 local known = {}   -- job -> its okey when the job exists, false when it does not
 local tails = {}   -- job -> {id, type} of its newest retained event, false when none
 local touched = {} -- jobs with new events, in order
+local firsts = {}  -- job -> the id of its first event in this commit
 for _, e in ipairs(events) do
   local id, job, okey, owner, etype, data = unpack(e)
   if known[job] == nil then
@@ -141,6 +142,7 @@ for _, e in ipairs(events) do
     end
     redis.call('XADD', ostream, id, 'j', job, 't', etype, 'd', data)
     tails[job] = {id, etype}
+    firsts[job] = firsts[job] or id
   end
 end
 for _, job in ipairs(touched) do
@@ -154,6 +156,17 @@ for _, job in ipairs(touched) do
     xdel(owner_events_key(known[job]), ids)
     redis.call('HSET', job_key(job), 'truncated', ids[#ids])
   end
+end
+
+-- In a cluster, tell every node's live feed which jobs have new events (after the writes
+-- above: a node reading on this message finds them stored). One line per job:
+-- '<job> <first id> <newest id> <okey>', after a first line with the committing node's name.
+if node and #touched > 0 then
+  local lines = {node}
+  for _, job in ipairs(touched) do
+    table.insert(lines, table.concat({job, firsts[job], tails[job][1], known[job]}, ' '))
+  end
+  redis.call('PUBLISH', P .. 'live', table.concat(lines, '\n'))
 end
 
 if #events > 0 then
