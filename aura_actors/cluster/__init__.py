@@ -4,7 +4,9 @@ Imported only when ``--redis`` is given (``coredis`` is loaded with it), so the
 single-process default needs nothing but its own dependencies. Today this is
 :class:`RedisStorage`, the :class:`~aura_actors.runtime.JobStorage` of one
 process on Redis, and the building blocks of a cluster's nodes: the dispatch
-queue (:class:`DispatchQueue`). Roles are not exposed yet (docs/cluster.md).
+queue (:class:`DispatchQueue`), the per-node live feed (``_live.LiveFeed``)
+and a worker's cancel listener (``_cancels.CancelListener``). Roles are not
+exposed yet (docs/cluster.md).
 """
 
 from ._dispatch import Claim, DispatchQueue

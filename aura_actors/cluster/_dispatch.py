@@ -37,8 +37,6 @@ class Claim:
     #: The job's entry in the dispatch stream.
     entry: str
     job_id: str
-    #: Whether a cancel was asked for before the claim (the job must not start).
-    cancel_requested: bool
 
 
 class DispatchQueue:
@@ -76,7 +74,7 @@ class DispatchQueue:
                 # The group went (a Redis restarted without its data): make it again.
                 await self._client.xgroup_create(self.keys.dispatch, GROUP, "0", mkstream=True)
                 rows = await CLAIM.call(self._client, args)
-        return [Claim(str(entry), str(job), flag == "1") for entry, job, flag in rows]
+        return [Claim(str(entry), str(job)) for entry, job in rows]
 
     async def request_cancel(self, job_id: str) -> str | None:
         """Set the cancel flag of claimed ``job_id`` and publish it on the cancel channel.

@@ -10,7 +10,8 @@ job's stream to the job's subscriptions, each owner's stream to the owner's.
 Subscriptions drop ids they have already delivered, so reading a stream
 again is harmless. After the pub/sub connection is lost and made again, every
 followed job and owner is read again from its subscriptions' last ids: what
-was committed meanwhile is not lost.
+was committed meanwhile is not lost. On a worker the same connection carries
+the cancel channel to its :class:`~._cancels.CancelListener`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from coredis.exceptions import RedisError
 
 from ..runtime import EventId, StorageUnavailable
 from ..runtime._hub import Hub
+from ._cancels import CancelListener
 from ._errors import redis_errors
 from ._keys import owner_of
 from ._redis_store import RedisStorage, sole_leaf
@@ -37,9 +39,12 @@ READ_PAGE = 500
 class LiveFeed:
     """One node's live feed from Redis into ``hub``. Run :meth:`run` in a nursery."""
 
-    def __init__(self, storage: RedisStorage, hub: Hub) -> None:
+    def __init__(
+        self, storage: RedisStorage, hub: Hub, cancels: CancelListener | None = None
+    ) -> None:
         self.storage = storage
         self.hub = hub
+        self.cancels = cancels
         # Where this node last read each followed job's and owner's stream.
         self._job_cursor: dict[str, EventId] = {}
         self._owner_cursor: dict[str | None, EventId] = {}
@@ -63,11 +68,14 @@ class LiveFeed:
     async def _follow(self, task_status: trio.TaskStatus[None]) -> None:
         """One connection's life: subscribe, read again what may have been missed, then
         handle messages until the connection breaks (raises ``StorageUnavailable``)."""
-        channel = self.storage.keys.live_channel
+        keys = self.storage.keys
+        channels = [keys.live_channel]
+        if self.cancels is not None:
+            channels.append(keys.cancel_channel)
         # No retry policy: coredis would make the connection again by itself and
         # subscribe again, silently, and what was published meanwhile would be lost.
         # The feed does it instead, reading every followed stream again.
-        pubsub = self.storage.client.pubsub(channels=[channel], retry_policy=None)
+        pubsub = self.storage.client.pubsub(channels=channels, retry_policy=None)
         try:
             with redis_errors("follow the live channel"):
                 async with pubsub:
@@ -77,8 +85,12 @@ class LiveFeed:
                     self._connected = trio.Event()
                     task_status.started()
                     async for message in pubsub:
-                        if message["type"] == "message":
+                        if message["type"] != "message":
+                            continue
+                        if message["channel"] == keys.live_channel:
                             await self._on_message(str(message["data"]))
+                        elif self.cancels is not None:
+                            self.cancels.cancel(str(message["data"]))
         except BaseExceptionGroup as group:
             # The pub/sub's own task group wraps the connection's failure.
             sole = sole_leaf(group)
@@ -96,7 +108,10 @@ class LiveFeed:
             await self._connected.wait()
 
     async def catch_up(self) -> None:
-        """Read every followed job and owner again from where its subscriptions are."""
+        """Read every followed job and owner again from where its subscriptions are, and
+        every watched job's cancel flag."""
+        if self.cancels is not None:
+            await self.cancels.recheck()
         positions = self.hub.job_positions()
         for job_id, position in positions.items():
             await self._read_job(job_id, _newest(self._job_cursor.get(job_id), position))
