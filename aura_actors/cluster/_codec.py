@@ -10,7 +10,8 @@ history bound, then four sections, each its count followed by its items:
 - events, 6 each: id, job id, okey, owner, type, data JSON.
 
 ``owner`` is ``""`` when the okey is ``none``. With the dispatch queue (a
-cluster), the committing node's name follows the sections: created ``Queued``
+cluster), the committing node's name and the commit's token follow the
+sections (a retry of a commit applied already is recognised by its token): created ``Queued``
 jobs are then queued for the workers in the same step, and a job a worker
 has claimed cannot be ended by another node's commit. Records come back as the
 values of :data:`RECORD_FIELDS`, in that order.
@@ -69,7 +70,7 @@ def encode_commit(
             event.data_json,
         ]
     if node is not None:
-        args.append(node)
+        args += [node, commit.token]
     return args
 
 

@@ -8,12 +8,17 @@ from contextlib import contextmanager
 import anyio
 from coredis.exceptions import RedisError
 
-from ..runtime import StorageUnavailable
+from ..runtime import EventId, StaleEventIds, StorageUnavailable
 
 
 class CommitRefused(StorageUnavailable):
     """The commit script refused a commit (an event id not after the newest stored one,
     a job that exists already); nothing of it was applied."""
+
+
+class StaleIds(CommitRefused, StaleEventIds):
+    """A cluster commit's first id is not after the newest stored one (another node
+    stored newer ids): nothing was applied; stamp again after :attr:`newest`."""
 
 
 class JobClaimed(CommitRefused):
@@ -35,6 +40,9 @@ def redis_errors(action: str) -> Iterator[None]:
         message = str(exc)
         if message.startswith("CLAIMED "):
             raise JobClaimed(f"Redis refused to {action}: {message}") from exc
+        if message.startswith("STALE ") and "; newest stored " in message:
+            newest = EventId.parse(message.rsplit("; newest stored ", 1)[1].strip())
+            raise StaleIds(f"Redis refused to {action}: {message}", newest) from exc
         if message.startswith(("STALE ", "EXISTS ")):
             raise CommitRefused(f"Redis refused to {action}: {message}") from exc
         kind = type(exc).__name__

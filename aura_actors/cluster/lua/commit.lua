@@ -22,9 +22,14 @@ local created = section(6)
 local snapshots = section(3)
 local logs = section(2)
 local events = section(6)
--- With the dispatch queue (a cluster's nodes): the committing node's name; else nil.
-local node = ARGV[i]
+-- With the dispatch queue (a cluster's nodes): the committing node's name and the
+-- commit's token; else nil.
+local node, token = ARGV[i], ARGV[i + 1]
 local meta = P .. 'meta'
+local applied = token and P .. 'applied:' .. token
+
+-- A retry of a cluster commit applied already (its reply was lost).
+if applied and redis.call('EXISTS', applied) == 1 then return 0 end
 
 -- A retry of this very commit: its newest event is in its job's stream already.
 local function already_applied()
@@ -52,12 +57,13 @@ end
 
 -- Checks: ids strictly increasing from the newest stored one; new jobs are new.
 if #events > 0 then
-  local previous = redis.call('HGET', meta, 'last_event_id')
+  local stored = redis.call('HGET', meta, 'last_event_id')
+  local previous = stored
   for k, event in ipairs(events) do
     if previous and not id_greater(event[1], previous) then
-      if k == 1 and already_applied() then return 0 end
+      if k == 1 and not token and already_applied() then return 0 end
       return redis.error_reply('STALE event id ' .. event[1] .. ' is not greater than ' ..
-        previous .. ': nothing of this commit was applied')
+        previous .. ': nothing of this commit was applied; newest stored ' .. (stored or '0-0'))
     end
     previous = event[1]
   end
@@ -169,6 +175,7 @@ if node and #touched > 0 then
   redis.call('PUBLISH', P .. 'live', table.concat(lines, '\n'))
 end
 
+if applied then redis.call('SET', applied, '1', 'EX', 3600) end
 if #events > 0 then
   redis.call('HSET', meta, 'last_event_id', events[#events][1])
 else
