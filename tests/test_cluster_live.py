@@ -161,6 +161,7 @@ async def test_a_killed_pubsub_connection_is_made_again(tmp_path: Path) -> None:
         async with coredis.Redis.from_url(redis.url) as admin:
             await admin.client_kill(type_=coredis.PureToken.PUBSUB)
         await _commit_all(worker, commits[2:])
-        await feed.wait_connections(2)
+        with trio.fail_after(20):
+            await feed.wait_connections(2)
         assert await _ids(job, len(ids) - 2) == ids[2:]
         nursery.cancel_scope.cancel()
