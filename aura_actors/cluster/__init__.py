@@ -3,12 +3,24 @@
 Imported only when ``--redis`` is given (``coredis`` is loaded with it), so the
 single-process default needs nothing but its own dependencies. Today this is
 :class:`RedisStorage`, the :class:`~aura_actors.runtime.JobStorage` of one
-process on Redis; workers, the dispatch queue and the per-node hub come later
-(docs/cluster.md).
+process on Redis, and the building blocks of a cluster's nodes: the dispatch
+queue (:class:`DispatchQueue`), the per-node live feed (``_live.LiveFeed``)
+and a worker's cancel listener (``_cancels.CancelListener``). Roles are not
+exposed yet (docs/cluster.md).
 """
 
-from ._errors import CommitRefused
+from ._dispatch import Claim, DispatchQueue
+from ._errors import CommitRefused, JobClaimed
 from ._keys import KeyLayout, owner_key
 from ._redis_store import RedisStorage, open_redis_storage
 
-__all__ = ["CommitRefused", "KeyLayout", "RedisStorage", "open_redis_storage", "owner_key"]
+__all__ = [
+    "Claim",
+    "CommitRefused",
+    "DispatchQueue",
+    "JobClaimed",
+    "KeyLayout",
+    "RedisStorage",
+    "open_redis_storage",
+    "owner_key",
+]

@@ -9,7 +9,11 @@ history bound, then four sections, each its count followed by its items:
 - logs, 2 each: job id, log lines JSON;
 - events, 6 each: id, job id, okey, owner, type, data JSON.
 
-``owner`` is ``""`` when the okey is ``none``. Records come back as the
+``owner`` is ``""`` when the okey is ``none``. With the dispatch queue (a
+cluster), the committing node's name and the commit's token follow the
+sections (a retry of a commit applied already is recognised by its token): created ``Queued``
+jobs are then queued for the workers in the same step, and a job a worker
+has claimed cannot be ended by another node's commit. Records come back as the
 values of :data:`RECORD_FIELDS`, in that order.
 """
 
@@ -26,8 +30,16 @@ from ._keys import NO_OWNER, owner_key
 RECORD_FIELDS = ("seq", "okey", "owner", "snapshot", "expired", "truncated", "finished")
 
 
-def encode_commit(commit: Commit, *, prefix: str, now: float, max_history_events: int) -> list[str]:
-    """The ``ARGV`` of ``lua/commit.lua`` for ``commit`` (see the module docstring)."""
+def encode_commit(
+    commit: Commit,
+    *,
+    prefix: str,
+    now: float,
+    max_history_events: int,
+    node: str | None = None,
+) -> list[str]:
+    """The ``ARGV`` of ``lua/commit.lua`` for ``commit`` (see the module docstring);
+    ``node`` is the committing node's name when the dispatch queue is in use."""
     args = [prefix, repr(now), str(max_history_events), str(len(commit.created))]
     for record in commit.created:
         data = record.data
@@ -57,6 +69,8 @@ def encode_commit(commit: Commit, *, prefix: str, now: float, max_history_events
             event.type.value,
             event.data_json,
         ]
+    if node is not None:
+        args += [node, commit.token]
     return args
 
 

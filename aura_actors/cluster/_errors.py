@@ -8,12 +8,22 @@ from contextlib import contextmanager
 import anyio
 from coredis.exceptions import RedisError
 
-from ..runtime import StorageUnavailable
+from ..runtime import EventId, StaleEventIds, StorageUnavailable
 
 
 class CommitRefused(StorageUnavailable):
     """The commit script refused a commit (an event id not after the newest stored one,
     a job that exists already); nothing of it was applied."""
+
+
+class StaleIds(CommitRefused, StaleEventIds):
+    """A cluster commit's first id is not after the newest stored one (another node
+    stored newer ids): nothing was applied; stamp again after :attr:`newest`."""
+
+
+class JobClaimed(CommitRefused):
+    """The commit would end a queued job that a worker has claimed (a cancel that lost
+    the race to the claim): ask that worker instead (:meth:`DispatchQueue.request_cancel`)."""
 
 
 @contextmanager
@@ -28,6 +38,11 @@ def redis_errors(action: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         message = str(exc)
+        if message.startswith("CLAIMED "):
+            raise JobClaimed(f"Redis refused to {action}: {message}") from exc
+        if message.startswith("STALE ") and "; newest stored " in message:
+            newest = EventId.parse(message.rsplit("; newest stored ", 1)[1].strip())
+            raise StaleIds(f"Redis refused to {action}: {message}", newest) from exc
         if message.startswith(("STALE ", "EXISTS ")):
             raise CommitRefused(f"Redis refused to {action}: {message}") from exc
         kind = type(exc).__name__

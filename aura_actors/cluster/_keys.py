@@ -23,6 +23,11 @@ def owner_key(owner: str | None) -> str:
     return NO_OWNER if owner is None else f"u:{owner}"
 
 
+def owner_of(okey: str) -> str | None:
+    """The owner whose key part is ``okey`` (:func:`owner_key` undone)."""
+    return None if okey == NO_OWNER else okey.removeprefix("u:")
+
+
 @dataclass(frozen=True, slots=True)
 class KeyLayout:
     """Every key name under ``prefix`` (a ``:`` is added when it does not end with one)."""
@@ -64,9 +69,26 @@ class KeyLayout:
         """Sorted set: finished jobs whose history is still kept, by the time they ended."""
         return self.root + "expiring"
 
+    @property
+    def dispatch(self) -> str:
+        """Stream: the dispatch queue, one entry (``j`` job id) per queued job, read by
+        the workers' consumer group."""
+        return self.root + "dispatch"
+
+    @property
+    def live_channel(self) -> str:
+        """Pub/sub channel: after each commit (in a cluster), which jobs have new events."""
+        return self.root + "live"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel: ids of claimed jobs whose cancel was asked for."""
+        return self.root + "cancel"
+
     def job(self, job_id: str) -> str:
         """Hash: the job's record (``seq``, ``okey``, ``owner``, ``status``, ``pipeline``,
-        ``snapshot``, ``finished``, ``expired``, ``truncated``)."""
+        ``snapshot``, ``finished``, ``expired``, ``truncated``; in a cluster ``entry`` its
+        dispatch entry, ``worker`` the node that claimed it, ``cancel`` its cancel flag)."""
         return f"{self.root}job:{job_id}"
 
     def events(self, job_id: str) -> str:

@@ -83,13 +83,13 @@ async def open_redis_storage(
     except BaseExceptionGroup as group:
         # The pool's task group wraps whatever leaves the block: give callers the
         # exception itself (DataDirLocked, StorageUnavailable...) when it is the only one.
-        sole = _sole_leaf(group)
+        sole = sole_leaf(group)
         if sole is None:
             raise
         raise sole from None
 
 
-def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+def sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The one exception inside nested groups, or ``None`` if there are several."""
     leaves: list[BaseException] = [group]
     while len(leaves) == 1 and isinstance(leaves[0], BaseExceptionGroup):
@@ -102,7 +102,9 @@ class RedisStorage:
 
     Made by :func:`open_redis_storage`, which owns the connection. ``wall_clock``
     (seconds, like :func:`time.time`) dates job ends for history expiry and
-    retention, as in the embedded store.
+    retention, as in the embedded store. With ``node`` (this node's name in a
+    cluster) commits use the dispatch queue (:mod:`._dispatch`): a new ``Queued``
+    job is queued for the workers in the commit that stores it.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class RedisStorage:
         retention_jobs: int | None = None,
         upkeep_interval: float = 30.0,
         wall_clock: Callable[[], float] = time.time,
+        node: str | None = None,
     ) -> None:
         self.keys = KeyLayout(prefix)
         self.history_ttl = history_ttl
@@ -126,6 +129,7 @@ class RedisStorage:
         self.retention_jobs = retention_jobs
         self.upkeep_interval = upkeep_interval
         self._wall_clock = wall_clock
+        self.node = node
         self._client = client
         self._closed = False
 
@@ -171,13 +175,15 @@ class RedisStorage:
 
         An empty commit still writes (a probe of whether storage works).
         :class:`~._errors.CommitRefused` (a ``StorageUnavailable``) says the
-        script refused it whole: an event id not after the newest stored one.
+        script refused it whole: an event id not after the newest stored one, or
+        (:class:`~._errors.JobClaimed`) a claimed job ended by another node.
         """
         args = encode_commit(
             commit,
             prefix=self.keys.root,
             now=self._wall_clock(),
             max_history_events=self.max_history_events,
+            node=self.node,
         )
         with redis_errors("commit"):
             await COMMIT.call(self.client, args)

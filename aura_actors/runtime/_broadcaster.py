@@ -31,7 +31,7 @@ from ._ids import EventId, EventIdGenerator
 from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
 from ._records import Commit, JobRecord, LogLine
-from ._storage import JobStorage, StorageUnavailable
+from ._storage import JobStorage, StaleEventIds, StorageUnavailable
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -40,6 +40,8 @@ logger = logging.getLogger("aura_actors.broadcaster")
 
 #: Seconds between retries of a failed commit: doubling from the first to the last.
 RETRY_BACKOFF = (0.05, 5.0)
+#: Commits tried in a row while other writers keep storing newer ids (StaleEventIds).
+RESTAMP_ATTEMPTS = 8
 #: Items waiting in the inbox beyond which job actors wait (see :meth:`Broadcaster.wait_for_room`).
 INBOX_HIGH_WATER = 4096
 
@@ -262,7 +264,7 @@ class Broadcaster:
         commit = self._commit
         began = time.perf_counter()
         try:
-            await self.storage.commit(commit)
+            await self._commit_restamping()
         except StorageUnavailable as exc:
             self.observer.commit_failed()
             if self.storage_error is None:
@@ -287,6 +289,32 @@ class Broadcaster:
         self._commit = Commit([], {}, {}, [])
         self._staged_jobs = []
         return True
+
+    async def _commit_restamping(self) -> None:
+        """Commit; while another writer of a shared store has stored newer ids, stamp the
+        batch again after them and retry (a few times, then it counts as failing)."""
+        for _ in range(RESTAMP_ATTEMPTS - 1):
+            try:
+                await self.storage.commit(self._commit)
+                return
+            except StaleEventIds as exc:
+                self._restamp_after(exc.newest)
+        await self.storage.commit(self._commit)
+
+    def _restamp_after(self, newest: EventId) -> None:
+        """Give every staged event a new id after ``newest`` (none was published yet)."""
+        self._ids.resume_after(newest)
+        renamed: dict[str, str] = {}
+        for event, job in zip(self._commit.events, self._staged_jobs, strict=True):
+            new_id = self._ids.next_id()
+            renamed[str(event.id)] = str(new_id)
+            event.id = new_id
+            job.last_event_id = new_id
+        commit = self._commit
+        for data in [*commit.snapshots.values(), *(record.data for record in commit.created)]:
+            old = data.get("lastEventId")
+            if old in renamed:
+                data["lastEventId"] = renamed[old]
 
     async def _fan_out(self, events: list[Event], jobs: list[Job]) -> None:
         """Offer a large stored batch to the hub, a slice at a time.

@@ -6,6 +6,7 @@ from operator import attrgetter
 
 from ..protocol import TERMINAL_EVENT_TYPES
 from ._events import Event, EventType
+from ._ids import EventId
 from ._subscription import Subscription
 
 
@@ -51,12 +52,30 @@ class Hub:
         self._owner_subscribers.setdefault(owner, set()).add(subscription)
         subscription.on_close(lambda sub: _forget(self._owner_subscribers, owner, sub))
 
-    def publish(self, event: Event) -> None:
-        """Offer ``event`` to its job's and its owner's subscriptions. Never blocks."""
+    def follows_job(self, job_id: str) -> bool:
+        """Whether a subscription follows ``job_id``."""
+        return job_id in self._job_subscribers
+
+    def follows_owner(self, owner: str | None) -> bool:
+        """Whether a subscription follows every job of ``owner``."""
+        return owner in self._owner_subscribers
+
+    def job_positions(self) -> dict[str, EventId | None]:
+        """Each followed job and the oldest point its subscriptions are at (``None``:
+        one of them has read nothing yet)."""
+        return {job: _oldest(subs) for job, subs in self._job_subscribers.items()}
+
+    def owner_positions(self) -> dict[str | None, EventId | None]:
+        """Each followed owner and the oldest point its subscriptions are at."""
+        return {owner: _oldest(subs) for owner, subs in self._owner_subscribers.items()}
+
+    def publish(self, event: Event, *, to_job: bool = True, to_owner: bool = True) -> None:
+        """Offer ``event`` to its job's and its owner's subscriptions (or only those
+        ``to_job`` / ``to_owner`` say). Never blocks."""
         overflowed: list[Subscription] | None = None
         for subscriptions in (
-            self._job_subscribers.get(event.job_id or ""),
-            self._owner_subscribers.get(event.owner),
+            self._job_subscribers.get(event.job_id or "") if to_job else None,
+            self._owner_subscribers.get(event.owner) if to_owner else None,
         ):
             if subscriptions:
                 for subscription in subscriptions:
@@ -110,6 +129,13 @@ class Hub:
 
 
 _type_of = attrgetter("type")
+
+
+def _oldest(subscriptions: set[Subscription]) -> EventId | None:
+    points = [sub.position for sub in subscriptions]
+    if not points or any(point is None for point in points):
+        return None
+    return min(point for point in points if point is not None)
 
 
 def _forget(

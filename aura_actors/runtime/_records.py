@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,9 @@ class Commit:
     snapshots: dict[str, JsonObject] = field(default_factory=dict)
     logs: dict[str, list[LogLine]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    #: Names this commit, so a store shared by several writers recognises a retry of
+    #: one it applied already (its reply was lost). Kept by :meth:`without_jobs`.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __bool__(self) -> bool:
         return bool(self.created or self.snapshots or self.events or self.logs)
@@ -89,6 +93,7 @@ class Commit:
             snapshots={k: v for k, v in self.snapshots.items() if k not in job_ids},
             logs={k: v for k, v in self.logs.items() if k not in job_ids},
             events=[e for e in self.events if e.job_id not in job_ids],
+            token=self.token,
         )
 
     def merge(self, later: Commit) -> None:

@@ -27,6 +27,16 @@ class StorageUnavailable(Exception):
     code = "storage_unavailable"
 
 
+class StaleEventIds(StorageUnavailable):
+    """A commit was refused whole because its first event id is not after ``newest``,
+    the newest id stored by another writer (several processes share a store): the
+    broadcaster stamps the batch again after ``newest`` and retries at once."""
+
+    def __init__(self, message: str, newest: EventId) -> None:
+        super().__init__(message)
+        self.newest = newest
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """What an opened storage holds that the runtime must act on."""

@@ -218,8 +218,12 @@ class Subscription:
                 continue
             if event.type is EventType.STEP_PROGRESS and pending.get(event.job_id) is event:
                 del pending[event.job_id]
-            if skip_through is not None and event.id is not None and event.id <= skip_through:
-                continue
+            if event.id is not None:
+                if skip_through is not None and event.id <= skip_through:
+                    continue
+                # An event offered twice (a live feed reading a stream again after a
+                # reconnect) comes once: live ids only go up.
+                skip_through = event.id
             taken.append(event)
         if (
             self._ended
@@ -230,7 +234,14 @@ class Subscription:
         ):
             taken.append(self._final_error)
             self._final_error = None
+        self._skip_through = skip_through
         return self._stamp(taken)
+
+    @property
+    def position(self) -> EventId | None:
+        """The newest id delivered or known to come by replay (``None``: from the start)."""
+        points = [p for p in (self._skip_through, self.last_delivered_id) if p is not None]
+        return max(points) if points else None
 
     def _stamp(self, taken: list[Event]) -> list[Event]:
         for event in reversed(taken):

@@ -22,7 +22,14 @@ local created = section(6)
 local snapshots = section(3)
 local logs = section(2)
 local events = section(6)
+-- With the dispatch queue (a cluster's nodes): the committing node's name and the
+-- commit's token; else nil.
+local node, token = ARGV[i], ARGV[i + 1]
 local meta = P .. 'meta'
+local applied = token and P .. 'applied:' .. token
+
+-- A retry of a cluster commit applied already (its reply was lost).
+if applied and redis.call('EXISTS', applied) == 1 then return 0 end
 
 -- A retry of this very commit: its newest event is in its job's stream already.
 local function already_applied()
@@ -36,14 +43,27 @@ local function already_applied()
   return false
 end
 
+-- A job a worker has claimed ends only by that worker's commits: another node's
+-- commit ending it while still Queued (a cancel that lost the race to the claim) is refused.
+if node then
+  for _, s in ipairs(snapshots) do
+    local old = redis.call('HMGET', job_key(s[1]), 'status', 'worker')
+    if old[1] == 'Queued' and TERMINAL[s[2]] and old[2] and old[2] ~= node then
+      return redis.error_reply('CLAIMED job ' .. s[1] .. ' by ' .. old[2] ..
+        ': nothing of this commit was applied')
+    end
+  end
+end
+
 -- Checks: ids strictly increasing from the newest stored one; new jobs are new.
 if #events > 0 then
-  local previous = redis.call('HGET', meta, 'last_event_id')
+  local stored = redis.call('HGET', meta, 'last_event_id')
+  local previous = stored
   for k, event in ipairs(events) do
     if previous and not id_greater(event[1], previous) then
-      if k == 1 and already_applied() then return 0 end
+      if k == 1 and not token and already_applied() then return 0 end
       return redis.error_reply('STALE event id ' .. event[1] .. ' is not greater than ' ..
-        previous .. ': nothing of this commit was applied')
+        previous .. ': nothing of this commit was applied; newest stored ' .. (stored or '0-0'))
     end
     previous = event[1]
   end
@@ -72,6 +92,9 @@ for _, c in ipairs(created) do
   index_status(job, seq, okey, status, true)
   add_count(status, pipeline, 1)
   if TERMINAL[status] then finished(job, seq) end
+  if node and status == 'Queued' then
+    redis.call('HSET', job_key(job), 'entry', redis.call('XADD', DISPATCH, '*', 'j', job))
+  end
 end
 
 for _, s in ipairs(snapshots) do
@@ -86,6 +109,9 @@ for _, s in ipairs(snapshots) do
       add_count(status, old[4], 1)
     end
     if TERMINAL[status] then finished(job, old[2]) end
+    -- Ended: its dispatch entry goes (acknowledged) with its terminal record. A job
+    -- ended before it was claimed is never given to a worker.
+    if node and TERMINAL[status] then undispatch(job) end
   end
 end
 
@@ -97,6 +123,7 @@ end
 local known = {}   -- job -> its okey when the job exists, false when it does not
 local tails = {}   -- job -> {id, type} of its newest retained event, false when none
 local touched = {} -- jobs with new events, in order
+local firsts = {}  -- job -> the id of its first event in this commit
 for _, e in ipairs(events) do
   local id, job, okey, owner, etype, data = unpack(e)
   if known[job] == nil then
@@ -121,6 +148,7 @@ for _, e in ipairs(events) do
     end
     redis.call('XADD', ostream, id, 'j', job, 't', etype, 'd', data)
     tails[job] = {id, etype}
+    firsts[job] = firsts[job] or id
   end
 end
 for _, job in ipairs(touched) do
@@ -136,6 +164,18 @@ for _, job in ipairs(touched) do
   end
 end
 
+-- In a cluster, tell every node's live feed which jobs have new events (after the writes
+-- above: a node reading on this message finds them stored). One line per job:
+-- '<job> <first id> <newest id> <okey>', after a first line with the committing node's name.
+if node and #touched > 0 then
+  local lines = {node}
+  for _, job in ipairs(touched) do
+    table.insert(lines, table.concat({job, firsts[job], tails[job][1], known[job]}, ' '))
+  end
+  redis.call('PUBLISH', P .. 'live', table.concat(lines, '\n'))
+end
+
+if applied then redis.call('SET', applied, '1', 'EX', 3600) end
 if #events > 0 then
   redis.call('HSET', meta, 'last_event_id', events[#events][1])
 else

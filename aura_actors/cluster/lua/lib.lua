@@ -14,6 +14,20 @@ end
 
 local TERMINAL = {Done = true, Failed = true, Canceled = true}
 
+-- The dispatch queue: a stream of queued jobs read by the workers' consumer group.
+local DISPATCH = P .. 'dispatch'
+local GROUP = 'workers'
+
+-- Take a job's entry out of the dispatch queue (acknowledged and deleted), if it has one.
+local function undispatch(job)
+  local entry = redis.call('HGET', job_key(job), 'entry')
+  if entry then
+    redis.call('XACK', DISPATCH, GROUP, entry)
+    redis.call('XDEL', DISPATCH, entry)
+    redis.call('HDEL', job_key(job), 'entry')
+  end
+end
+
 -- Event ids '<millis>-<counter>' as two numbers (millis fit a double exactly).
 local function parse_id(text)
   local dash = string.find(text, '-', 1, true)

@@ -1,0 +1,26 @@
+-- A worker takes up to ARGV[3] queued jobs (ARGV[2]: its name) from the dispatch queue.
+-- An entry whose job is gone, ended or already claimed is acknowledged and dropped, so
+-- a job cancelled while queued never starts. Each claimed job's hash gets `worker`;
+-- returns {entry id, job id} per claimed job. (A cancel flag is only ever set on a
+-- claimed job: the worker reads it once it listens for cancels, see _cancels.py.)
+local worker = ARGV[2]
+local want = tonumber(ARGV[3])
+local claimed = {}
+while #claimed < want do
+  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', want - #claimed,
+    'STREAMS', DISPATCH, '>')
+  if not reply or #reply[1][2] == 0 then break end
+  for _, entry in ipairs(reply[1][2]) do
+    local id, fields = entry[1], entry[2]
+    local job = fields[2]
+    local state = redis.call('HMGET', job_key(job), 'status', 'worker')
+    if state[1] == 'Queued' and not state[2] then
+      redis.call('HSET', job_key(job), 'worker', worker)
+      table.insert(claimed, {id, job})
+    else
+      redis.call('XACK', DISPATCH, GROUP, id)
+      redis.call('XDEL', DISPATCH, id)
+    end
+  end
+end
+return claimed
