@@ -78,6 +78,7 @@ async def _accept_loop(
             for queue in waiting.values():
                 for stream, _address in queue:
                     stream.socket.close()
+            own.close()  # as trio's serve_listeners does: the port is free once serving ends
 
 
 def _accept_batch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -48,7 +49,9 @@ async def serve_app(
     shutdown it stops accepting, gives open connections
     ``config.graceful_timeout`` seconds, cancels them, and aborts any still
     open ``CUT_MARGIN`` seconds later; then it runs the app's lifespan
-    shutdown and returns. Cancelling it cancels everything inside at once.
+    shutdown and returns. Cancelling it cancels everything inside at once (and
+    aborts open connections at once, so a write blocked on a client that stopped
+    reading ends too).
     Raises :class:`UntestedHypercorn` before doing anything on an untested
     Hypercorn, :class:`OSError` when the address cannot be bound.
     """
@@ -79,10 +82,16 @@ async def serve_app(
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()
             finally:
-                await context.terminated.set()
+                with trio.CancelScope(shield=True):
+                    await context.terminated.set()
                 server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
-                lifespan_nursery.start_soon(
-                    connections.abort_after, config.graceful_timeout + CUT_MARGIN
-                )
+                if trio.current_effective_deadline() == -math.inf:
+                    # Cancelled, not shut down: no graceful wait, so cut at once what a
+                    # shielded write to a client that stopped reading would hold forever.
+                    connections.abort()
+                else:
+                    lifespan_nursery.start_soon(
+                        connections.abort_after, config.graceful_timeout + CUT_MARGIN
+                    )
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
