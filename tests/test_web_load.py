@@ -117,7 +117,7 @@ async def test_a_client_that_stops_reading_overflows_alone(tmp_path: Path) -> No
     """Many non-progress events toward a client that reads nothing: the job and a normal
     reader carry on, the server answers at once, and the stuck client's subscription is
     ended with ``subscriber_overflow`` after at most its bounded buffer."""
-    settings = ServerSettings.of(subscriber_buffer=16, max_concurrent_jobs=8)
+    settings = ServerSettings.of(subscriber_buffer=64, max_concurrent_jobs=8)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,
@@ -132,7 +132,11 @@ async def test_a_client_that_stops_reading_overflows_alone(tmp_path: Path) -> No
                 jobs = [(await client.post("/api/jobs", json=many)).json()["id"] for _ in range(4)]
                 seen: list[Ev] = []
                 while sum(e.event == "job-completed" for e in seen) < len(jobs):
-                    seen.append(await normal.next())
+                    try:
+                        seen.append(await normal.next())
+                    except StopAsyncIteration:
+                        ended = summary(seen[-3:])
+                        raise AssertionError(f"the normal reader's stream ended: {ended}") from None
                     if len(seen) == 100:
                         # Mid-flood, the server answers at once.
                         with trio.fail_after(1):
