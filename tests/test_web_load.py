@@ -113,11 +113,15 @@ async def drain(raw: RawHttp) -> bytes:
     return await raw.read_body()
 
 
+#: Jobs flooding the stuck client and the normal reader.
+FLOODING_JOBS = 4
+
+
 async def test_a_client_that_stops_reading_overflows_alone(tmp_path: Path) -> None:
     """Many non-progress events toward a client that reads nothing: the job and a normal
     reader carry on, the server answers at once, and the stuck client's subscription is
     ended with ``subscriber_overflow`` after at most its bounded buffer."""
-    settings = ServerSettings.of(subscriber_buffer=64, max_concurrent_jobs=8)
+    settings = ServerSettings.of(subscriber_buffer=16, max_concurrent_jobs=8)
     async with (
         run_server(settings, data_dir=tmp_path) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,
@@ -125,24 +129,37 @@ async def test_a_client_that_stops_reading_overflows_alone(tmp_path: Path) -> No
         assert server.runtime is not None
         broadcaster = server.runtime.broadcaster
         many = {"pipeline": "synthetic", "params": {"stages": 50, "ticks": 2, "tickSeconds": 0}}
-        with trio.fail_after(20):
+        seen: list[Ev] = []
+        mid_flood = trio.Event()
+
+        async def read_normally(task_status: trio.TaskStatus[None]) -> None:
+            # Its own task, reading all along: a reader that keeps up.
             async with open_sse(client, "/api/events") as normal:
-                raw = await stuck_reader(server, "/api/events")
-                await wait_until(lambda: broadcaster.subscriber_count == 2, within=2)
-                jobs = [(await client.post("/api/jobs", json=many)).json()["id"] for _ in range(4)]
-                seen: list[Ev] = []
-                while sum(e.event == "job-completed" for e in seen) < len(jobs):
+                task_status.started()
+                while sum(e.event == "job-completed" for e in seen) < FLOODING_JOBS:
                     try:
                         seen.append(await normal.next())
                     except StopAsyncIteration:
                         ended = summary(seen[-3:])
                         raise AssertionError(f"the normal reader's stream ended: {ended}") from None
                     if len(seen) == 100:
-                        # Mid-flood, the server answers at once.
-                        with trio.fail_after(1):
-                            assert (await client.get("/api/health")).status_code == 200
-                # The stuck client was dropped; the normal one is still subscribed.
-                await wait_until(lambda: broadcaster.subscriber_count == 1, within=2)
+                        mid_flood.set()
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(read_normally)
+                raw = await stuck_reader(server, "/api/events")
+                await wait_until(lambda: broadcaster.subscriber_count == 2, within=2)
+                jobs = [
+                    (await client.post("/api/jobs", json=many)).json()["id"]
+                    for _ in range(FLOODING_JOBS)
+                ]
+                await mid_flood.wait()
+                # Mid-flood, the server answers at once.
+                with trio.fail_after(1):
+                    assert (await client.get("/api/health")).status_code == 200
+            # The stuck client was dropped; the normal one, done reading, has closed.
+            await wait_until(lambda: broadcaster.subscriber_count == 0, within=2)
             for job_id in jobs:
                 snapshot = (await client.get(f"/api/jobs/{job_id}")).json()
                 assert snapshot["status"] == "Done"
