@@ -131,13 +131,13 @@ class LiveFeed:
             if self.hub.follows_job(job_id):
                 cursor = self._job_cursor.get(job_id)
                 if cursor is None or cursor < last:
-                    start = _newest(cursor, self.hub.job_positions().get(job_id))
+                    start = _newest(cursor, self.hub.job_position(job_id))
                     await self._read_job(job_id, start or before_first)
             owner = owner_of(okey)
             if self.hub.follows_owner(owner):
                 cursor = self._owner_cursor.get(owner)
                 if cursor is None or cursor < last:
-                    start = _newest(cursor, self.hub.owner_positions().get(owner))
+                    start = _newest(cursor, self.hub.owner_position(owner))
                     await self._read_owner(owner, start or before_first)
         self._forget_unfollowed()
 

@@ -37,6 +37,7 @@ from ..runtime import (
     StorageUnavailable,
 )
 from ..runtime._files import remove_job_files
+from ..runtime._storage import run_upkeep
 from ._codec import (
     RECORD_FIELDS,
     decode_counts,
@@ -280,13 +281,7 @@ class RedisStorage:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Every ``upkeep_interval`` seconds: expire histories, apply retention."""
-        task_status.started()
-        while True:
-            try:
-                await self.upkeep()
-            except StorageUnavailable as exc:
-                logger.warning("store upkeep failed; will retry", extra={"error": str(exc)})
-            await trio.sleep(self.upkeep_interval)
+        await run_upkeep(self.upkeep, self.upkeep_interval, task_status)
 
     async def upkeep(self) -> tuple[int, list[str]]:
         """Expire histories past the TTL, delete what retention says; (expired, deleted ids)."""

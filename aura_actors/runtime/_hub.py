@@ -60,6 +60,15 @@ class Hub:
         """Whether a subscription follows every job of ``owner``."""
         return owner in self._owner_subscribers
 
+    def job_position(self, job_id: str) -> EventId | None:
+        """The oldest point the subscriptions of ``job_id`` are at (``None``: one of them
+        has read nothing yet, or none follows it)."""
+        return _oldest(self._job_subscribers.get(job_id, set()))
+
+    def owner_position(self, owner: str | None) -> EventId | None:
+        """The oldest point the subscriptions of every job of ``owner`` are at."""
+        return _oldest(self._owner_subscribers.get(owner, set()))
+
     def job_positions(self) -> dict[str, EventId | None]:
         """Each followed job and the oldest point its subscriptions are at (``None``:
         one of them has read nothing yet)."""

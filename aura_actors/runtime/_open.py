@@ -76,13 +76,17 @@ async def open_runtime(
     ``runtime.broadcaster.lost_records`` says how much was not). No task of the
     runtime outlives the block.
     """
-    async with (
-        _redis_if_configured(config, storage) as storage,
-        _open_runtime(
-            config, pipelines, storage=storage, id_generator=id_generator, observer=observer
-        ) as runtime,
-    ):
-        yield runtime
+    async with _redis_if_configured(config, storage) as configured:
+        with DataDirLock(config.data_dir) if config.persist_jobs else nullcontext():
+            storage = configured or default_storage(config)
+            recovery = await storage.open()
+            try:
+                broadcaster = _new_broadcaster(config, storage, recovery, id_generator, observer)
+                async with _serving(config, pipelines, storage, broadcaster, recovery) as runtime:
+                    yield runtime
+            finally:
+                with trio.CancelScope(shield=True):
+                    await storage.aclose()
 
 
 @asynccontextmanager
@@ -109,42 +113,34 @@ async def _redis_if_configured(
 
 
 @asynccontextmanager
-async def _open_runtime(
+async def _serving(
     config: RuntimeConfig,
     pipelines: PipelineRegistry,
-    *,
-    storage: JobStorage | None = None,
-    id_generator: EventIdGenerator | None = None,
-    observer: RuntimeObserver | None = None,
+    storage: JobStorage,
+    broadcaster: Broadcaster,
+    recovery: Recovery,
 ) -> AsyncIterator[Runtime]:
-    with DataDirLock(config.data_dir) if config.persist_jobs else nullcontext():
-        storage = storage or default_storage(config)
-        recovery = await storage.open()
+    """The runtime on an opened storage, its broadcaster running; stopped on leaving."""
+    async with _running(broadcaster, storage) as system_nursery:
         try:
-            broadcaster = _new_broadcaster(config, storage, recovery, id_generator, observer)
-            async with _running(broadcaster, storage) as system_nursery:
+            async with trio.open_nursery() as job_nursery:
+                runtime = Runtime(
+                    config,
+                    pipelines,
+                    storage,
+                    broadcaster,
+                    job_nursery,
+                    job_count=recovery.job_count,
+                )
+                runtime.recover(recovery.unfinished)
                 try:
-                    async with trio.open_nursery() as job_nursery:
-                        runtime = Runtime(
-                            config,
-                            pipelines,
-                            storage,
-                            broadcaster,
-                            job_nursery,
-                            job_count=recovery.job_count,
-                        )
-                        runtime.recover(recovery.unfinished)
-                        try:
-                            yield runtime
-                        finally:
-                            runtime.begin_shutdown()
+                    yield runtime
                 finally:
-                    broadcaster.hub.close()
-                    await _stop_broadcaster(broadcaster)
-                    system_nursery.cancel_scope.cancel()
+                    runtime.begin_shutdown()
         finally:
-            with trio.CancelScope(shield=True):
-                await storage.aclose()
+            broadcaster.hub.close()
+            await _stop_broadcaster(broadcaster)
+            system_nursery.cancel_scope.cancel()
 
 
 def _new_broadcaster(

@@ -39,7 +39,7 @@ from ._sqlite_events import EventRows, select_job_events, select_owner_events
 from ._sqlite_retention import delete_rows, expire_histories, retention_victims
 from ._sqlite_schema import migrate
 from ._status import TERMINAL_STATUSES, JobStatus
-from ._storage import Recovery, StorageUnavailable
+from ._storage import Recovery, StorageUnavailable, run_upkeep
 
 logger = logging.getLogger("aura_actors.store")
 
@@ -248,13 +248,7 @@ class SqliteStorage:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Every ``upkeep_interval`` seconds: expire histories, apply retention."""
-        task_status.started()
-        while True:
-            try:
-                await self.upkeep()
-            except StorageUnavailable as exc:
-                logger.warning("store upkeep failed; will retry", extra={"error": str(exc)})
-            await trio.sleep(self.upkeep_interval)
+        await run_upkeep(self.upkeep, self.upkeep_interval, task_status)
 
     async def upkeep(self) -> tuple[int, list[str]]:
         """Expire histories past the TTL, delete what retention says; (expired, deleted ids)."""

@@ -9,7 +9,8 @@ server's system of record in the data dir).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -112,3 +113,25 @@ class JobStorage(Protocol):
     async def aclose(self) -> None:
         """Release the storage. Idempotent."""
         ...
+
+
+logger = logging.getLogger("aura_actors.store")
+
+
+async def run_upkeep(
+    upkeep: Callable[[], Awaitable[object]],
+    interval: float,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Call ``upkeep`` every ``interval`` seconds until cancelled; a failing one is retried.
+
+    The body of a storage's :meth:`JobStorage.run` for stores that keep house
+    on a timer (expired histories, retention).
+    """
+    task_status.started()
+    while True:
+        try:
+            await upkeep()
+        except StorageUnavailable as exc:
+            logger.warning("store upkeep failed; will retry", extra={"error": str(exc)})
+        await trio.sleep(interval)

@@ -92,28 +92,17 @@ class Subscription:
         """
         if self._ended:
             return True
-        buffer = self._buffer
-        superseded = self._superseded
         if event.type is EventType.STEP_PROGRESS:
             pending = self._pending_progress
             previous = pending.get(event.job_id)
             if previous is not None:
-                superseded.add(previous)
+                self._superseded.add(previous)
                 self.skipped_progress += 1
             pending[event.job_id] = event
         elif self._pending_progress:
             self._pending_progress.pop(event.job_id, None)
-        buffer.append(event)
-        live = len(buffer) - len(superseded)
-        if live > self._max_buffer:
-            self._overflow()
-            return False
-        if len(superseded) > 64 and len(superseded) > live:
-            self._buffer = deque(e for e in buffer if e not in superseded)
-            superseded.clear()
-        if self._lot:
-            self._lot.unpark_all()
-        return True
+        self._buffer.append(event)
+        return self._queued()
 
     def offer_many(self, events: list[Event], progress: bool = True) -> bool:
         """Queue ``events`` (in order) for the reader, waking it once; ``False`` if it overflowed.
@@ -137,6 +126,10 @@ class Subscription:
                 self._buffer.append(event)
         else:
             self._buffer.extend(events)
+        return self._queued()
+
+    def _queued(self) -> bool:
+        """After events were queued: end on overflow (``False``), compact, wake the reader."""
         buffer = self._buffer
         superseded = self._superseded
         live = len(buffer) - len(superseded)
