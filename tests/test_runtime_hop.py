@@ -9,17 +9,34 @@ job's events), and the inbox's wake-ups, without timing anything.
 
 from __future__ import annotations
 
+import sys
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from aura_actors.protocol import JobCancelledData, WarningData
-from aura_actors.runtime import Broadcaster, Commit, Event, Hub, Job, Subscription
-from aura_actors.runtime._broadcaster import Outgoing
+import aura_actors
+from aura_actors.protocol import JobCancelledData, JobStatus, JobStatusData, WarningData
+from aura_actors.runtime import (
+    Broadcaster,
+    Commit,
+    Event,
+    EventId,
+    Hub,
+    Job,
+    MemoryStorage,
+    StaleEventIds,
+    StorageUnavailable,
+    Subscription,
+)
+from aura_actors.runtime._broadcaster import RESTAMP_ATTEMPTS, Outgoing
 from aura_actors.runtime._inbox import Inbox
 
 
@@ -239,3 +256,174 @@ async def test_a_cancelled_inbox_wait_takes_nothing_and_one_reader_at_a_time(
             await inbox.wait()
     inbox.close()
     assert await inbox.wait() is False
+
+
+# -- one paced wake-up -----------------------------------------------------------------------
+
+PACKAGE = str(Path(aura_actors.__file__).parent)
+
+
+class CallRecorder(trio.abc.Instrument):
+    """Records the functions of ``aura_actors`` that steps of the task ``name`` call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+        self.calls: Counter[str] = Counter()
+        # A resumed coroutine is a "call" too: each frame counts once (held, so that
+        # no later frame takes its place in the set).
+        self._seen: set[FrameType] = set()
+
+    def _profile(self, frame: FrameType, event: str, arg: object) -> None:
+        code = frame.f_code
+        if event == "call" and frame not in self._seen and code.co_filename.startswith(PACKAGE):
+            self._seen.add(frame)
+            self.calls[code.co_qualname] += 1
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith(self.name):
+            self.steps += 1
+            sys.setprofile(self._profile)
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        sys.setprofile(None)
+
+
+#: What the broadcaster's code does when it wakes for one event and goes back to
+#: waiting: each cut of issue 8 shows here (no coroutine around the commit, no
+#: comprehension in ``Inbox.take``, no ``Inbox.__len__`` for the room check, no id
+#: made for the commit until a shared store asks for its token).
+ONE_EVENT_WAKE_UP = Counter(
+    {
+        "Inbox.wait": 1,
+        "Inbox.take": 1,
+        "Broadcaster._stage": 1,
+        "EventIdGenerator.next_id": 1,
+        "_wall_clock_millis": 1,
+        "Event.__init__": 1,
+        "Broadcaster._flush": 1,
+        "MemoryStorage.commit": 1,
+        "JobHistory.append": 1,
+        "EventType.is_terminal": 1,
+        "NullObserver.committed": 1,
+        "Broadcaster._offer": 1,
+        "Hub.publish_run": 1,
+        "Subscription.offer_many": 1,
+        "Subscription._queued": 1,
+    }
+)
+
+
+async def test_a_wake_up_for_one_event_makes_only_the_calls_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uuids: list[uuid.UUID] = []
+    make_uuid = uuid.uuid4
+
+    def counting_uuid4() -> uuid.UUID:
+        uuids.append(make_uuid())
+        return uuids[-1]
+
+    monkeypatch.setattr(uuid, "uuid4", counting_uuid4)
+    storage = MemoryStorage(history_ttl=60.0, max_history_events=100)
+    hub = Hub()
+    broadcaster = Broadcaster(storage, hub, fanout_slice=256)
+    recorder = CallRecorder("Broadcaster.run")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(broadcaster.run)
+        job = _job(broadcaster, "a")
+        queued = JobStatusData.build(
+            job_id="a", status=JobStatus.QUEUED, previous_status=None, stage=None, progress_pct=0
+        )
+        job.emit(queued, create=True)
+        assert await broadcaster.barrier() is None
+        stream = Subscription(max_buffer=100, job_id="a")
+        hub.follow_job("a", stream)
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(recorder)
+        for n in range(11):
+            if n == 1:  # the first wake-up also enters the frames waiting since before
+                recorder.calls.clear()
+                recorder.steps = 0
+            _warn(job, n)
+            await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.remove_instrument(recorder)
+        broadcaster.close()
+    assert recorder.steps == 10, "one wake-up per event"
+    per_wake_up = Counter({name: count / 10 for name, count in recorder.calls.items()})
+    assert per_wake_up == ONE_EVENT_WAKE_UP
+    assert [e.data["message"] for e in _drain(stream)] == [f"warning {n}" for n in range(11)]
+    assert uuids == [], "no commit asked for its token"
+
+
+def test_a_commit_makes_its_token_once_when_asked_and_keeps_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[int] = []
+    make_uuid = uuid.uuid4
+
+    def counting_uuid4() -> uuid.UUID:
+        made.append(1)
+        return make_uuid()
+
+    monkeypatch.setattr(uuid, "uuid4", counting_uuid4)
+    commit, other = Commit(), Commit()
+    assert made == []
+    token = commit.token
+    assert commit.token == token and len(token) == 32 and made == [1]
+    assert commit.without_jobs({"a"}).token == token, "a retry without a job is the same commit"
+    assert other.token != token
+
+
+class StaleStorage:
+    """Refuses the next ``stale`` commits as stale (another writer stored ``newest``)."""
+
+    def __init__(self, stale: int, newest: EventId) -> None:
+        self.stale = stale
+        self.newest = newest
+        self.tried: list[list[EventId | None]] = []
+        self.commits: list[Commit] = []
+
+    async def commit(self, commit: Commit) -> None:
+        self.tried.append([event.id for event in commit.events])
+        if self.stale:
+            self.stale -= 1
+            self.newest = EventId(self.newest.millis, self.newest.counter + 10)
+            raise StaleEventIds("stale", self.newest)
+        self.commits.append(commit)
+
+
+@pytest.mark.parametrize("stale", [1, RESTAMP_ATTEMPTS - 1])
+async def test_a_stale_commit_is_stamped_again_after_the_newest_id_and_stored(
+    stale: int,
+) -> None:
+    storage = StaleStorage(stale, EventId(2**40, 0))
+    async with running(storage) as (broadcaster, hub):  # type: ignore[arg-type]
+        job = _job(broadcaster, "a")
+        stream = Subscription(max_buffer=100, job_id="a")
+        hub.follow_job("a", stream)
+        _warn(job, 0)
+        _warn(job, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(storage.tried) == stale + 1
+        [commit] = storage.commits
+        ids = [event.id for event in commit.events]
+        first, second = ids
+        assert first is not None and second is not None
+        assert storage.newest < first < second
+        assert job.last_event_id == ids[1]
+        assert [e.id for e in _drain(stream)] == ids, "published once, with the new ids"
+
+
+async def test_a_commit_stale_every_time_counts_as_storage_failing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = StaleStorage(RESTAMP_ATTEMPTS, EventId(2**40, 0))
+    async with running(storage) as (broadcaster, _hub):  # type: ignore[arg-type]
+        _warn(_job(broadcaster, "a"), 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(storage.tried) == RESTAMP_ATTEMPTS
+        assert isinstance(broadcaster.storage_error, StorageUnavailable)
+        assert storage.commits == []
+        await trio.sleep(1)  # the retry after the backoff is stored
+        assert len(storage.commits) == 1 and broadcaster.storage_error is None

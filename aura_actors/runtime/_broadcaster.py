@@ -102,6 +102,8 @@ class Broadcaster:
         self._inbox = Inbox[InboxItem]()
         self._room = trio.Event()
         self._room.set()
+        #: Whether ``_room`` is unset (a flag: the broadcaster checks it every batch).
+        self._congested = False
         #: The last commit's failure while storage is failing; ``None`` when it works.
         self.storage_error: StorageUnavailable | None = None
         #: Records that could not be stored before the broadcaster had to stop.
@@ -135,8 +137,8 @@ class Broadcaster:
         if not waiting:
             if item.waiter is not None:
                 item.waiter.resolve(StorageUnavailable("the broadcaster has stopped"))
-        elif waiting > INBOX_HIGH_WATER and self._room.is_set():
-            self._room = trio.Event()
+        elif waiting > INBOX_HIGH_WATER and not self._congested:
+            self._congested, self._room = True, trio.Event()
 
     def send_event(self, job: Job, payload: AnyEventData) -> None:
         """Put a plain event of ``job`` in the inbox: :meth:`send` without an :class:`Outgoing`.
@@ -144,13 +146,13 @@ class Broadcaster:
         The common case (no snapshot, log or waiter), sent as a pair: it makes
         no object per event. Dropped once closed. Not a checkpoint; never blocks.
         """
-        if self._inbox.send_nowait((job, payload)) > INBOX_HIGH_WATER and self._room.is_set():
-            self._room = trio.Event()
+        if self._inbox.send_nowait((job, payload)) > INBOX_HIGH_WATER and not self._congested:
+            self._congested, self._room = True, trio.Event()
 
     @property
     def congested(self) -> bool:
         """Whether senders should wait (:meth:`wait_for_room`) before sending more."""
-        return not self._room.is_set()
+        return self._congested
 
     async def wait_for_room(self) -> None:
         """Wait until the inbox has drained below half its high-water mark.
@@ -242,7 +244,8 @@ class Broadcaster:
                 self._stage_extras(extras, job, event_id)
             events.append(event)
             jobs.append(job)
-        if len(self._inbox) <= INBOX_HIGH_WATER // 2 and not self._room.is_set():
+        if self._congested and len(self._inbox) <= INBOX_HIGH_WATER // 2:
+            self._congested = False
             self._room.set()
 
     def _stage_extras(self, item: Outgoing, job: Job, event_id: EventId) -> None:
@@ -264,7 +267,10 @@ class Broadcaster:
         commit = self._commit
         began = time.perf_counter()
         try:
-            await self._commit_restamping()
+            try:
+                await self.storage.commit(commit)
+            except StaleEventIds as exc:
+                await self._commit_restamping(exc)
         except StorageUnavailable as exc:
             self.observer.commit_failed()
             if self.storage_error is None:
@@ -290,15 +296,17 @@ class Broadcaster:
         self._staged_jobs = []
         return True
 
-    async def _commit_restamping(self) -> None:
-        """Commit; while another writer of a shared store has stored newer ids, stamp the
-        batch again after them and retry (a few times, then it counts as failing)."""
-        for _ in range(RESTAMP_ATTEMPTS - 1):
+    async def _commit_restamping(self, stale: StaleEventIds) -> None:
+        """After ``stale`` (another writer of a shared store stored newer ids), stamp the batch
+        again after them and retry: ``RESTAMP_ATTEMPTS`` commits in all, then it fails."""
+        for _ in range(RESTAMP_ATTEMPTS - 2):
+            self._restamp_after(stale.newest)
             try:
                 await self.storage.commit(self._commit)
                 return
             except StaleEventIds as exc:
-                self._restamp_after(exc.newest)
+                stale = exc
+        self._restamp_after(stale.newest)
         await self.storage.commit(self._commit)
 
     def _restamp_after(self, newest: EventId) -> None:

@@ -79,9 +79,18 @@ class Commit:
     snapshots: dict[str, JsonObject] = field(default_factory=dict)
     logs: dict[str, list[LogLine]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
-    #: Names this commit, so a store shared by several writers recognises a retry of
-    #: one it applied already (its reply was lost). Kept by :meth:`without_jobs`.
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The token, once asked for: a uuid costs more than the rest of a small commit
+    # (os.urandom and UUID's checks), and only a store shared by several writers reads it.
+    _token: str | None = field(default=None, repr=False)
+
+    @property
+    def token(self) -> str:
+        """Names this commit, so a store shared by several writers recognises a retry of
+        one it applied already (its reply was lost). Made on first use; kept by
+        :meth:`without_jobs`."""
+        if self._token is None:
+            self._token = uuid.uuid4().hex
+        return self._token
 
     def __bool__(self) -> bool:
         return bool(self.created or self.snapshots or self.events or self.logs)
@@ -93,7 +102,7 @@ class Commit:
             snapshots={k: v for k, v in self.snapshots.items() if k not in job_ids},
             logs={k: v for k, v in self.logs.items() if k not in job_ids},
             events=[e for e in self.events if e.job_id not in job_ids],
-            token=self.token,
+            _token=self.token,
         )
 
     def merge(self, later: Commit) -> None:
