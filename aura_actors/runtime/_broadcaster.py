@@ -96,6 +96,8 @@ class Broadcaster:
         self.storage = storage
         self.hub = hub
         self.observer: RuntimeObserver = observer or NullObserver()
+        # Commits are timed only for an observer: unobserved, a wake-up saves a call.
+        self._timed = observer is not None
         self._ids = id_generator or EventIdGenerator()
         self._max_batch = max_batch
         self._fanout_slice = max(1, fanout_slice)
@@ -265,7 +267,7 @@ class Broadcaster:
     async def _flush(self) -> bool:
         """Store the staged commit, then fan it out; ``False`` if storage failed."""
         commit = self._commit
-        began = time.perf_counter()
+        began = time.perf_counter() if self._timed else 0.0
         try:
             try:
                 await self.storage.commit(commit)
@@ -279,7 +281,8 @@ class Broadcaster:
             self._refuse_creations(exc)
             return False
         stored_at = time.perf_counter()
-        self.observer.committed(stored_at - began, commit.events)
+        if self._timed:
+            self.observer.committed(stored_at - began, commit.events)
         if self.storage_error is not None:
             logger.warning("storage works again")
             self.storage_error = None
