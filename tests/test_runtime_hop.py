@@ -84,12 +84,14 @@ class RecordingSubscription(Subscription):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_buffer=10_000, **kwargs)
         self.runs: list[int] = []
+        self.offered: list[list[Event]] = []
 
     def offer(self, event: Event) -> bool:
         raise AssertionError("the broadcaster offers runs, not single events")
 
     def offer_many(self, events: list[Event], progress: bool = True) -> bool:
         self.runs.append(len(events))
+        self.offered.append(events)
         return super().offer_many(events, progress)
 
 
@@ -149,6 +151,7 @@ async def test_a_burst_costs_one_step_one_commit_one_observer_call_and_no_cancel
         assert [len(c.events) for c in storage.commits] == [100]
         assert observer.committed_sizes == [100]
         assert stream.runs == [100]
+        assert stream.offered[0] is storage.commits[0].events, "one job's batch goes uncopied"
         assert [e.data["message"] for e in _drain(stream)] == [f"warning {n}" for n in range(100)]
     assert scopes == [], "waiting on the inbox while storage works opens no cancel scope"
 

@@ -104,8 +104,7 @@ class Broadcaster:
         self._inbox = Inbox[InboxItem]()
         self._room = trio.Event()
         self._room.set()
-        #: Whether ``_room`` is unset (a flag: the broadcaster checks it every batch).
-        self._congested = False
+        self._congested = False  # whether ``_room`` is unset (checked every batch)
         #: The last commit's failure while storage is failing; ``None`` when it works.
         self.storage_error: StorageUnavailable | None = None
         #: Records that could not be stored before the broadcaster had to stop.
@@ -295,8 +294,7 @@ class Broadcaster:
             for waiter, _ in self._waiters:
                 waiter.resolve()
             self._waiters = []
-        self._commit = Commit([], {}, {}, [])
-        self._staged_jobs = []
+        self._commit, self._staged_jobs = Commit([], {}, {}, []), []
         return True
 
     async def _commit_restamping(self, stale: StaleEventIds) -> None:
@@ -344,30 +342,32 @@ class Broadcaster:
     def _offer(self, events: list[Event], jobs: list[Job], now: float) -> None:
         """Record ``events`` in their jobs' histories and offer them, a run per job, to the hub.
 
-        Consecutive events of one job go to the hub as one run (its subscribers
-        are looked up once, each is woken once); a terminal event ends a run.
+        Consecutive events of one job go to the hub as one run, a slice of ``events``
+        (its subscribers are looked up once, each is woken once); a terminal event
+        ends a run. A batch of one job's events goes as it is, not copied.
         """
+        if not events:
+            return
         publish_run = self.hub.publish_run
-        run: list[Event] = []
-        run_job: Job | None = None
-        for event, job in zip(events, jobs, strict=True):
+        start, run_job = 0, jobs[0]
+        for index, event in enumerate(events):
+            job = jobs[index]
             event.published_at = now
             if job is not run_job:
-                if run:
-                    publish_run(run)
-                    run = []
-                run_job = job
-            run.append(event)
+                if index > start:
+                    publish_run(events[start:index])
+                start, run_job = index, job
             history = job.history
             if history is not None:
                 history.append(event)
             if event.type in TERMINAL_EVENT_TYPES:
-                publish_run(run)
-                run = []
-                run_job = None
+                publish_run(events[start : index + 1])
+                start = index + 1
                 self._published_terminal(job)
-        if run:
-            publish_run(run)
+        if start == 0:
+            publish_run(events)
+        elif start < len(events):
+            publish_run(events[start:])
 
     def _published_terminal(self, job: Job) -> None:
         job.terminal_published = True
