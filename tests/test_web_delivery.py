@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from aura_actors.protocol import SseEncoder
+from aura_actors.protocol import CloseCode, SseEncoder
 from aura_actors.runtime import Event, EventId, EventType, Subscription, stream_error
 from aura_actors.web._sse import (
     KEEPALIVE_FRAME,
@@ -18,7 +18,7 @@ from aura_actors.web._sse import (
     send_events,
     shielded_writer,
 )
-from aura_actors.web._ws_routes import event_message
+from aura_actors.web._ws_routes import event_frame, event_message, send_ws_events
 
 
 def progress(counter: int, job_id: str = "j1") -> Event:
@@ -151,3 +151,77 @@ async def test_a_keepalive_comes_one_interval_after_the_last_write_never_while_e
     events = [round(t) for t, body in sent if body != KEEPALIVE_FRAME]
     assert events == [6, 12, 18, 24, 30]
     assert keepalives == [40, 50]
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of the tasks named ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self.steps += 1
+
+
+def terminal(counter: int, job_id: str = "j1") -> Event:
+    data = {"jobId": job_id, "result": None}
+    return Event(EventId(1_700_000_000_000, counter), EventType.JOB_COMPLETED, data, job_id)
+
+
+async def test_a_websocket_wakeup_is_one_step_and_one_write_of_prebuilt_frames() -> None:
+    """Each event offered alone: one task step and one write each (no lock's extra step)."""
+    subscription = subscription_of([])
+    written: list[bytes] = []
+    codes: list[CloseCode] = []
+
+    async def frames(data: bytes) -> bool:  # as _Connection.write_raw when the socket takes it
+        written.append(data)
+        return True
+
+    async def send(text: str) -> None:
+        raise AssertionError("the frames went through the frame writer")
+
+    async def deliver() -> None:
+        codes.append(await send_ws_events(subscription, frames, send))
+
+    counter = StepCounter("ws-deliver")
+    trio.lowlevel.add_instrument(counter)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(deliver, name="ws-deliver")
+            await trio.testing.wait_all_tasks_blocked()
+            before = counter.steps
+            for number in range(1, 21):
+                subscription.offer(progress(number))
+                await trio.testing.wait_all_tasks_blocked()
+            steps = counter.steps - before
+            subscription.offer(terminal(21))
+            subscription.end()
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    assert written == [event_frame(progress(n)) for n in range(1, 21)] + [event_frame(terminal(21))]
+    assert steps == 20
+    assert codes == [CloseCode.NORMAL]
+
+
+async def test_websocket_events_go_one_message_each_where_no_frame_writer_takes_them() -> None:
+    events = [progress(1), progress(2), stream_error("overflow", "too slow")]
+    subscription = subscription_of(events)
+    subscription.end()
+    sent: list[str] = []
+
+    async def declining(data: bytes) -> bool:
+        return False
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    code = await send_ws_events(subscription, declining, send)
+    assert sent == [event_message(event) for event in events]
+    assert code is CloseCode.TRY_AGAIN_LATER
+    subscription = subscription_of([progress(3)])
+    subscription.end()
+    assert await send_ws_events(subscription, None, send) is CloseCode.GOING_AWAY
+    assert sent[-1] == event_message(progress(3))

@@ -290,3 +290,43 @@ async def test_http2_gets_no_direct_writer_and_its_body_arrives_through_asgi() -
         await stream.aclose()
     assert writers == [None]
     assert body == b"over h2"
+
+
+class CountingLock:
+    """The connection's write lock, counting how often it is taken."""
+
+    def __init__(self) -> None:
+        self.lock = trio.Lock()
+        self.taken = 0
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+    def acquire_nowait(self) -> None:
+        self.taken += 1
+        self.lock.acquire_nowait()
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+async def test_a_direct_write_takes_the_lock_only_while_the_socket_makes_it_wait() -> None:
+    left, right = trio.socket.socketpair()
+    stream = trio.SocketStream(left)
+    connection = _hypercorn._Connection(None, Config(), None, None, stream)  # type: ignore[arg-type]
+    counting = CountingLock()
+    connection.send_lock = counting  # type: ignore[assignment]
+    await connection.write_raw(b"small")
+    assert counting.taken == 0, "a write the socket took at once needs no lock"
+    assert await right.recv(100) == b"small"
+    received = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.write_raw, BIG)  # more than the buffers hold
+        await trio.testing.wait_all_tasks_blocked()
+        assert counting.locked(), "the rest waits for the socket holding the lock"
+        while len(received) < len(BIG):
+            received.extend(await right.recv(65536))
+    assert bytes(received) == BIG
+    assert counting.taken == 1 and not counting.locked()
+    left.close()
+    right.close()

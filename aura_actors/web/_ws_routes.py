@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -19,6 +20,7 @@ from ..runtime import (
     JobRecord,
     Runtime,
     RuntimeRefusal,
+    Subscription,
 )
 from ._asgi import FRAMES_EXTENSION
 from ._context import ServerContext, parse_last_event_id
@@ -96,6 +98,43 @@ async def _serve(context: ServerContext, job_id: str) -> CloseCode:
     return close_code
 
 
+#: Sends one text message the usual way (Quart's ``websocket.send``): a whole frame.
+SendText = Callable[[str], Awaitable[None]]
+
+
+def _frames_of(batch: list[Event]) -> bytes:
+    if len(batch) == 1:
+        return event_frame(batch[0])
+    return b"".join([event_frame(event) for event in batch])
+
+
+async def send_ws_events(
+    subscription: Subscription, frames: FrameWriter | None, send: SendText
+) -> CloseCode:
+    """Send ``subscription``'s events until it ends; the close code its last batch calls for.
+
+    Each wakeup writes every ready event: their prebuilt frames in one write
+    where the server takes them (``frames``), else one message each through
+    ``send``. No lock and no checkpoint of its own around the write: the
+    wakeup is the loop's one trip through the scheduler (a second one per
+    event, a lock's, cost about as much as the write). Frames never
+    interleave without one, since every message, this loop's or another
+    task's, goes to the connection whole, in one write under the
+    connection's own write lock.
+    """
+    close_code = CloseCode.GOING_AWAY
+    while batch := await subscription.receive_batch():
+        if frames is None or not await frames(_frames_of(batch)):
+            for event in batch:
+                await send(event_message(event))
+        for event in batch:
+            if event.type.is_terminal:
+                close_code = CloseCode.NORMAL
+            elif event.type is EventType.ERROR and event.id is None:
+                close_code = CloseCode.TRY_AGAIN_LATER
+    return close_code
+
+
 class _JobSocket:
     """One job's events out, the client's cancels in, over the current WebSocket."""
 
@@ -103,46 +142,17 @@ class _JobSocket:
         self.runtime = runtime
         self.job = job
         self.user = user
-        self._send_lock = trio.Lock()
         extensions: dict[str, Any] = websocket.scope.get("extensions") or {}
         self._frames: FrameWriter | None = extensions.get(FRAMES_EXTENSION)
 
-    async def send(self, text: str) -> None:
-        """Send one text frame; frames from the two directions' tasks never interleave."""
-        async with self._send_lock:
-            await websocket.send(text)
-
-    async def send_events(self, batch: list[Event]) -> None:
-        """Send ``batch``: its prebuilt frames in one write where the server takes them.
-
-        Otherwise (see ``_asgi``) one message per event through Quart.
-        """
-        async with self._send_lock:
-            if self._frames is not None:
-                if len(batch) == 1:
-                    frames = event_frame(batch[0])
-                else:
-                    frames = b"".join([event_frame(event) for event in batch])
-                if await self._frames(frames):
-                    return
-            for event in batch:
-                await websocket.send(event_message(event))
-
     async def stream(self, after: EventId | None) -> CloseCode:
         """Send the job's events (after ``after``) until its stream ends; the close code."""
-        close_code = CloseCode.GOING_AWAY
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_client_messages)
             job_id, user = self.job.id, self.user
             subscription = await self.runtime.subscribe_job(job_id, owner=user, after=after)
             with subscription:
-                while batch := await subscription.receive_batch():
-                    await self.send_events(batch)
-                    for event in batch:
-                        if event.type.is_terminal:
-                            close_code = CloseCode.NORMAL
-                        elif event.type is EventType.ERROR and event.id is None:
-                            close_code = CloseCode.TRY_AGAIN_LATER
+                close_code = await send_ws_events(subscription, self._frames, websocket.send)
                 if subscription.is_exhausted and self.job.status.is_terminal:
                     close_code = CloseCode.NORMAL
             nursery.cancel_scope.cancel()
@@ -156,9 +166,9 @@ class _JobSocket:
                 ClientMessage.model_validate_json(raw if isinstance(raw, str) else "")
             except ValidationError:
                 unsupported = 'unsupported message; send {"action": "cancel"}'
-                await self.send(error_message("bad_message", unsupported, self.job.id))
+                await websocket.send(error_message("bad_message", unsupported, self.job.id))
                 continue
             try:
                 await self.runtime.cancel(self.job.id, owner=self.user)
             except (JobAlreadyFinished, RuntimeRefusal) as refusal:
-                await self.send(error_message(refusal.code, str(refusal), self.job.id))
+                await websocket.send(error_message(refusal.code, str(refusal), self.job.id))

@@ -50,10 +50,10 @@ class _Connection(TCPServer):
         """Write ``data`` whole, after any write under way; never cut (workaround 5).
 
         Not a checkpoint when no other write holds the lock and the socket
-        takes every byte at once (then it is one plain ``os.write``);
-        otherwise it waits its turn and for the socket, shielded, as
-        :meth:`protocol_send` does. A broken or closed socket closes the
-        protocol, as there.
+        takes every byte at once (then it is one plain ``os.write``, and the
+        lock is not even taken: nothing else runs during it); otherwise it
+        waits its turn and for the socket, shielded, as :meth:`protocol_send`
+        does. A broken or closed socket closes the protocol, as there.
         """
         stream: object = self.stream
         lock = self.send_lock
@@ -61,17 +61,21 @@ class _Connection(TCPServer):
             with trio.CancelScope(shield=True):
                 await self.protocol_send(RawData(data))
             return
-        lock.acquire_nowait()  # no checkpoint between the check and the write
         try:
             sent = _write_now(stream.socket, data)
-            if sent < len(data):
+            if sent == len(data):
+                return
+            # The rest waits for the socket: hold the lock (still free, no checkpoint
+            # since the check) so that later writes go after it.
+            lock.acquire_nowait()
+            try:
                 with trio.CancelScope(shield=True):
                     await _send_all(stream.socket, memoryview(data)[sent:])
+            finally:
+                lock.release()
             return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        finally:
-            lock.release()
         with trio.CancelScope(shield=True):
             await self.protocol.handle(Closed())
 
