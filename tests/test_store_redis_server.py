@@ -136,11 +136,13 @@ def _after(events: list[Ev], last: str) -> list[Ev]:
 
 async def test_serve_with_redis_keeps_what_it_acknowledged_across_sigkill(tmp_path: Path) -> None:
     """A running job and a queued one, SIGKILL right after the second 202: after a restart
-    the running one ends Failed ``interrupted``, the queued one runs, and every resume
-    with ``Last-Event-ID`` gives the same ids, nothing lost or repeated."""
+    under the same node name the running one ends Failed ``interrupted`` (the node takes
+    back what it had claimed), the queued one runs, and every resume with
+    ``Last-Event-ID`` gives the same ids, nothing lost or repeated."""
     data_dir = tmp_path / "data"
     async with private_redis(tmp_path / "redis") as redis:
         args = ["--redis", redis.url, "--redis-prefix", "e2e", "--max-concurrent-jobs", "1"]
+        args += ["--node-name", "solo"]
         async with server_process(data_dir, args) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                 running = await create_job(client, WAITING)

@@ -122,7 +122,9 @@ class LiveFeed:
         self._forget_unfollowed()
 
     async def _on_message(self, text: str) -> None:
-        _node, *lines = text.split("\n")
+        node, *lines = text.split("\n")
+        if node == self.storage.node:
+            return  # this node's own commit: its broadcaster offered the events to the hub
         for line in lines:
             job_id, first_text, last_text, okey = line.split(" ", 3)
             first, last = EventId.parse(first_text), EventId.parse(last_text)
