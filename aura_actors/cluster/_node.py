@@ -118,6 +118,7 @@ class ClusterJobs:
         job.cancel_message = message
         job.cancel_requested_at = time.perf_counter()
         self._ending.add(job.id)
+        error: StorageUnavailable | None = StorageUnavailable("the cancel was not stored in time")
         try:
             job.finish_canceled()
             with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):

@@ -273,6 +273,7 @@ class Broadcaster:
             self._refuse_creations(exc)
             return False
         stored_at = time.perf_counter()
+        commit = self._commit  # less any job the store refused
         self.observer.committed(stored_at - began, commit.events)
         if self.storage_error is not None:
             logger.warning("storage works again")
