@@ -9,6 +9,9 @@ the terminal event; cancels reach a queued job (by a commit) and a running one
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -162,7 +165,7 @@ async def test_an_api_node_follows_a_job_run_elsewhere_to_its_end(
         assert stored[-1].type is EventType.JOB_COMPLETED
         # Runs of step-progress are compacted in storage; everything else is all there.
         for events in (seen, later):
-            assert events[-1].type is EventType.JOB_COMPLETED
+            assert events[-1].type is EventType.JOB_COMPLETED, [str(e.id) for e in events]
             got = [e.id for e in events]
             assert got == sorted(got) and len(set(got)) == len(got)  # type: ignore[type-var]
         assert set(ids) <= {e.id for e in seen}
@@ -275,5 +278,31 @@ def test_role_and_node_name_need_redis() -> None:
     with pytest.raises(ValueError, match="node_name"):
         RuntimeConfig(redis_url=SHARED_URL, node_name="a b")
     named = RuntimeConfig(redis_url=SHARED_URL).with_node_name().node_name
-    assert named is not None and named.endswith(f"-{__import__('os').getpid()}")
+    assert named is not None and named.endswith(f"-{os.getpid()}")
     assert RuntimeConfig().with_node_name().node_name is None
+
+
+def test_the_role_flags_come_from_the_settings_and_need_redis() -> None:
+    from aura_actors.cli import build_parser
+    from aura_actors.web import SettingsError, settings_from_args
+
+    parser = build_parser()
+    flags = ["serve", "--redis", SHARED_URL, "--role", "worker", "--node-name", "w-9"]
+    settings = settings_from_args(parser.parse_args(flags), {})
+    assert (settings.runtime.role, settings.runtime.node_name) == ("worker", "w-9")
+    env = {"AURA_REDIS": SHARED_URL, "AURA_ROLE": "api", "AURA_NODE_NAME": "a-9"}
+    from_env = settings_from_args(parser.parse_args(["serve"]), env).runtime
+    assert (from_env.role, from_env.node_name) == ("api", "a-9")
+    assert settings_from_args(parser.parse_args(["serve"]), {}).runtime.role == "all"
+    with pytest.raises(SettingsError, match="need --redis"):
+        settings_from_args(parser.parse_args(["serve", "--role", "api"]), {})
+    with pytest.raises(SettingsError, match="need --redis"):
+        settings_from_args(parser.parse_args(["serve"]), {"AURA_NODE_NAME": "n"})
+    done = subprocess.run(
+        [sys.executable, "-m", "aura_actors", "serve", "--role", "worker"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "need --redis" in done.stderr, done.stderr
