@@ -292,8 +292,9 @@ async def test_serve_while_redis_is_down_answers_503_and_recovers_by_itself(
 async def test_a_second_runtime_on_the_data_dir_is_refused_plainly_with_redis_too(
     tmp_path: Path, prefix: str
 ) -> None:
-    """The data dir's lock stays; what leaves the Redis connection's block is the error
-    itself, not an exception group around it."""
+    """Two runtimes of one process share its default node name, and the data dir's lock
+    is per node name with Redis: the second is refused; what leaves the Redis
+    connection's block is the error itself, not an exception group around it."""
     config = RuntimeConfig(
         persist_jobs=True, data_dir=tmp_path, redis_url=SHARED_URL, redis_prefix=prefix
     )
