@@ -27,6 +27,7 @@ from aura_actors.runtime import (
     EventType,
     Hub,
     Job,
+    JobsFenced,
     MemoryStorage,
     RuntimeConfig,
     StorageFailing,
@@ -490,3 +491,50 @@ async def test_leaving_the_block_gives_failing_storage_a_bounded_time(
     assert STORE_CLOSE_TIMEOUT <= took <= STORE_CLOSE_TIMEOUT + 0.5
     assert rt.broadcaster.lost_records > 0
     assert rt.broadcaster.stopped.is_set()
+
+
+class FencingStorage(FakeStorage):
+    """Refuses whole (``JobsFenced``) every commit that writes a job in ``taken``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: set[str] = set()
+
+    async def commit(self, commit: Commit) -> None:
+        refused = {e.job_id for e in commit.events if e.job_id in self.taken}
+        if refused:
+            self.attempts.append(trio.current_time())
+            raise JobsFenced("held elsewhere", frozenset(str(j) for j in refused))
+        await super().commit(commit)
+
+
+async def test_a_fenced_job_is_dropped_and_the_rest_of_its_batch_stored_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = FencingStorage()
+    async with running(storage) as (broadcaster, hub):
+        fenced: list[list[Job]] = []
+        broadcaster.on_fenced = fenced.append
+        a, b, plain = _job(broadcaster, "a"), _job(broadcaster, "b"), _job(broadcaster, "c")
+        a.fence, b.fence = 3, 1
+        everything = Subscription(max_buffer=100)
+        hub.follow_owner("o", everything)
+        storage.taken.add("a")
+        for n in range(2):
+            for job in (a, b, plain):
+                _warn(job, n)
+        assert await broadcaster.barrier() is None
+        # one refusal, then the rest stored at once (no backoff), with b's fence
+        assert len(storage.attempts) == 2 and storage.attempts[0] == storage.attempts[1]
+        [commit] = storage.commits
+        assert [e.job_id for e in commit.events] == ["b", "c", "b", "c"]
+        assert commit.fences == {"b": 1}
+        assert [e.job_id for e in _drain(everything)] == ["b", "c", "b", "c"]
+        assert fenced == [[a]] and a.fenced and not b.fenced
+
+        # what "a" sends from now on never reaches the storage
+        _warn(a, 2)
+        _warn(b, 2)
+        assert await broadcaster.barrier() is None
+        assert len(storage.attempts) == 3 and fenced == [[a]]
+        assert [e.job_id for e in storage.commits[-1].events] == ["b"]

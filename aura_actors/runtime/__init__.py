@@ -45,7 +45,7 @@ from ._status import (
     JobStatus,
     check_transition,
 )
-from ._storage import JobStorage, Recovery, StaleEventIds, StorageUnavailable
+from ._storage import JobsFenced, JobStorage, Recovery, StaleEventIds, StorageUnavailable
 from ._subscription import SUBSCRIBER_OVERFLOW, Subscription
 
 #: Error code of the event that opens a replay whose oldest events were dropped.
@@ -91,6 +91,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JobStorage",
+    "JobsFenced",
     "JsonObject",
     "LogLine",
     "MemoryStorage",

@@ -38,6 +38,17 @@ class StaleEventIds(StorageUnavailable):
         self.newest = newest
 
 
+class JobsFenced(StorageUnavailable):
+    """A commit was refused whole because it writes jobs this writer may not write:
+    ``job_ids`` are held by another worker, or by this one under a newer claim (a
+    cluster's fencing, docs/cluster.md). The broadcaster drops everything about
+    them, stops writing them, and commits the rest at once."""
+
+    def __init__(self, message: str, job_ids: frozenset[str]) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """What an opened storage holds that the runtime must act on."""
