@@ -84,6 +84,7 @@ async def test_jobs_are_queued_with_their_record_and_claimed_by_free_slots(
             artifacts_dir=tmp_path,
         )
         for step in (script.running("a"), script.status_done("a"), script.completed("a")):
+            step.fences["a"] = first[0].attempt  # written as the job's worker
             await worker_store.commit(step)
         assert await _status(api, "a") is JobStatus.DONE
         assert await _pending(api) == 2
@@ -158,8 +159,10 @@ async def test_a_cancel_that_loses_the_race_to_a_claim_goes_to_the_worker(
                 message = await anext(pubsub)
             assert message["data"] == "a"
         # The worker sees the flag (it checks once it listens for cancels), and its own
-        # commit ending the job is accepted.
+        # commit ending the job (as its worker, under its claim attempt) is accepted.
         assert await worker.cancel_requested("a")
+        ended = _cancelled(script, "a")
+        ended.fences["a"] = claim.attempt
         await RedisStorage(
             api.client,
             prefix=prefix,
@@ -167,7 +170,7 @@ async def test_a_cancel_that_loses_the_race_to_a_claim_goes_to_the_worker(
             history_ttl=3600.0,
             max_history_events=10_000,
             artifacts_dir=tmp_path,
-        ).commit(_cancelled(script, "a"))
+        ).commit(ended)
         assert await _status(api, "a") is JobStatus.CANCELED
         assert claim.job_id == "a"
         # An ended job has no worker to ask.

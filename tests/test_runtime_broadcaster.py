@@ -27,7 +27,7 @@ from aura_actors.runtime import (
     EventType,
     Hub,
     Job,
-    JobRefused,
+    JobsFenced,
     MemoryStorage,
     RuntimeConfig,
     StorageFailing,
@@ -493,45 +493,48 @@ async def test_leaving_the_block_gives_failing_storage_a_bounded_time(
     assert rt.broadcaster.stopped.is_set()
 
 
-class RefusingStorage(FakeStorage):
-    """Refuses, once, any commit that holds an event of job ``refused`` (as a cluster's
-    store refuses a job another node claimed), applying nothing of it."""
+class FencingStorage(FakeStorage):
+    """Refuses whole (``JobsFenced``) every commit that writes a job in ``taken``."""
 
-    def __init__(self, refused: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.refused = refused
-        self.refusals = 0
+        self.taken: set[str] = set()
 
     async def commit(self, commit: Commit) -> None:
-        if not self.refusals and any(e.job_id == self.refused for e in commit.events):
-            self.refusals += 1
-            raise JobRefused(f"job {self.refused} is not ours to write", self.refused)
+        refused = {e.job_id for e in commit.events if e.job_id in self.taken}
+        if refused:
+            self.attempts.append(trio.current_time())
+            raise JobsFenced("held elsewhere", frozenset(str(j) for j in refused))
         await super().commit(commit)
 
 
-async def test_a_job_the_store_refuses_is_dropped_and_the_rest_of_the_batch_stored(
+async def test_a_fenced_job_is_dropped_and_the_rest_of_its_batch_stored_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    storage = RefusingStorage("b")
+    storage = FencingStorage()
     async with running(storage) as (broadcaster, hub):
-        a, b = _job(broadcaster, "a"), _job(broadcaster, "b")
-        a_stream, b_stream = _follow(hub, "a"), _follow(hub, "b")
-        storage.gate = trio.Event()  # so that both jobs' events are in one batch
-        _warn(a, 0)
-        await trio.testing.wait_all_tasks_blocked()
-        _warn(a, 1)
-        _warn(b, 1)
+        fenced: list[list[Job]] = []
+        broadcaster.on_fenced = fenced.append
+        a, b, plain = _job(broadcaster, "a"), _job(broadcaster, "b"), _job(broadcaster, "c")
+        a.fence, b.fence = 3, 1
+        everything = Subscription(max_buffer=100)
+        hub.follow_owner("o", everything)
+        storage.taken.add("a")
+        for n in range(2):
+            for job in (a, b, plain):
+                _warn(job, n)
+        assert await broadcaster.barrier() is None
+        # one refusal, then the rest stored at once (no backoff), with b's fence
+        assert len(storage.attempts) == 2 and storage.attempts[0] == storage.attempts[1]
+        [commit] = storage.commits
+        assert [e.job_id for e in commit.events] == ["b", "c", "b", "c"]
+        assert commit.fences == {"b": 1}
+        assert [e.job_id for e in _drain(everything)] == ["b", "c", "b", "c"]
+        assert fenced == [[a]] and a.fenced and not b.fenced
+
+        # what "a" sends from now on never reaches the storage
         _warn(a, 2)
-        storage.gate.set()
+        _warn(b, 2)
         assert await broadcaster.barrier() is None
-        assert storage.refusals == 1 and broadcaster.storage_error is None
-        assert [e.data["message"] for e in storage.stored_events()] == [
-            "warning 0",
-            "warning 1",
-            "warning 2",
-        ]
-        assert [e.data["message"] for e in _drain(a_stream)] == [f"warning {n}" for n in range(3)]
-        assert _drain(b_stream) == []
-        _warn(b, 3)  # the next write of that job goes (the store decides each time)
-        assert await broadcaster.barrier() is None
-        assert [e.data["message"] for e in _drain(b_stream)] == ["warning 3"]
+        assert len(storage.attempts) == 3 and fenced == [[a]]
+        assert [e.job_id for e in storage.commits[-1].events] == ["b"]

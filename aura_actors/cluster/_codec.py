@@ -11,10 +11,12 @@ history bound, then four sections, each its count followed by its items:
 
 ``owner`` is ``""`` when the okey is ``none``. With the dispatch queue (a
 cluster), the committing node's name and the commit's token follow the
-sections (a retry of a commit applied already is recognised by its token): created ``Queued``
-jobs are then queued for the workers in the same step, and a job a worker
-has claimed cannot be ended by another node's commit. Records come back as the
-values of :data:`RECORD_FIELDS`, in that order.
+sections (a retry of a commit applied already is recognised by its token), then the
+fences: their count and, 2 values each, job id and the claim attempt it is
+written under (:attr:`Commit.fences`). Created ``Queued`` jobs are then queued
+for the workers in the same step, and a job a worker holds is written only by
+that worker under its claim attempt (docs/cluster.md, fencing). Records come
+back as the values of :data:`RECORD_FIELDS`, in that order.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def encode_commit(
             event.data_json,
         ]
     if node is not None:
-        args += [node, commit.token]
+        args += [node, commit.token, str(len(commit.fences))]
+        for job_id, attempt in commit.fences.items():
+            args += [job_id, str(attempt)]
     return args
 
 

@@ -4,8 +4,10 @@ A job enters the queue in the commit that stores its ``Queued`` record (the
 commit script, when the storage has a node name: :class:`RedisStorage`'s
 ``node``), so a 202 means it is both stored and queued. A worker takes only
 as many jobs as it has free slots (:meth:`DispatchQueue.claim`, one script:
-``XREADGROUP`` plus marking each job claimed); the job's entry is
-acknowledged and deleted by the commit that stores its terminal record.
+``XREADGROUP`` plus marking each job claimed, under its next claim attempt);
+the job's entry is acknowledged and deleted by the commit that stores its
+terminal record. A draining worker gives the jobs it stops back
+(:meth:`DispatchQueue.hand_back`).
 
 Cancelling: a queued job that no worker has claimed is ended by an ordinary
 commit, which takes its entry out of the queue in the same step, so it never
@@ -16,6 +18,7 @@ starts; if a worker claimed it first, that commit is refused
 
 from __future__ import annotations
 
+import enum
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -25,7 +28,7 @@ from coredis.response.types import StreamPendingExt
 
 from ._errors import redis_errors
 from ._keys import KeyLayout
-from ._scripts import CANCEL, CLAIM
+from ._scripts import CANCEL, CLAIM, HAND_BACK
 
 #: The workers' consumer group on the dispatch stream (``lua/lib.lua`` says the same).
 GROUP = "workers"
@@ -33,11 +36,30 @@ GROUP = "workers"
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A job a worker took from the queue."""
+    """A job a worker took: from the queue (:meth:`DispatchQueue.claim`), or over from a
+    dead worker (:class:`~._reaper.Reaper`)."""
 
     #: The job's entry in the dispatch stream.
     entry: str
     job_id: str
+    #: The claim attempt the worker holds the job under: 1 at the job's first claim, one
+    #: more at each claim or takeover after. Its writes carry it (:attr:`Job.fence`), and
+    #: are refused once the job was taken from it. (Not the snapshot's ``attempt``, which
+    #: counts runs.)
+    attempt: int = 1
+    #: The dead worker it was taken over from; ``None`` for a claim from the queue.
+    taken_from: str | None = None
+
+
+class HandBack(enum.Enum):
+    """What :meth:`DispatchQueue.hand_back` did."""
+
+    #: Back in the queue (at its end) for another worker.
+    QUEUED = "queued"
+    #: Nothing: this worker does not hold the job under that attempt (taken over, ended).
+    NOT_HELD = "not-held"
+    #: Nothing: its cancel was asked for (the worker ends it ``Canceled`` instead).
+    CANCEL = "cancel"
 
 
 class DispatchQueue:
@@ -75,7 +97,20 @@ class DispatchQueue:
                 # The group went (a Redis restarted without its data): make it again.
                 await self._client.xgroup_create(self.keys.dispatch, GROUP, "0", mkstream=True)
                 rows = await CLAIM.call(self._client, args)
-        return [Claim(str(entry), str(job)) for entry, job in rows]
+        return [Claim(str(entry), str(job), int(attempt)) for entry, job, attempt in rows]
+
+    async def hand_back(self, job_id: str, attempt: int) -> HandBack:
+        """Give ``job_id``, held by this node under claim ``attempt``, back to the queue.
+
+        One script: its old entry acknowledged, a new one at the queue's end, no
+        worker holding it, so another worker claims it and runs it again (it is
+        still ``Running``: it runs again as after a restart). Unless this node no
+        longer holds it, or its cancel was asked for: then nothing changes.
+        Raises ``StorageUnavailable``.
+        """
+        args = [self.keys.root, self.node, job_id, str(attempt)]
+        with redis_errors("hand a job back"):
+            return HandBack(str(await HAND_BACK.call(self._client, args)))
 
     async def request_cancel(self, job_id: str) -> str | None:
         """Set the cancel flag of claimed ``job_id`` and publish it on the cancel channel.
@@ -128,5 +163,7 @@ class DispatchQueue:
                 for entry in await self._client.xrange(
                     self.keys.dispatch, item.identifier, item.identifier
                 ):
-                    claims.append(Claim(str(entry.identifier), str(entry.field_values["j"])))
+                    job_id = str(entry.field_values["j"])
+                    attempt = await self._client.hget(self.keys.job(job_id), "attempt")
+                    claims.append(Claim(str(entry.identifier), job_id, int(attempt or 1)))
         return claims

@@ -85,10 +85,21 @@ class KeyLayout:
         """Pub/sub channel: ids of claimed jobs whose cancel was asked for."""
         return self.root + "cancel"
 
+    @property
+    def workers(self) -> str:
+        """Set: the names of the workers that have sent a heartbeat (live or not; the
+        reaper removes dead ones once nothing of theirs is left)."""
+        return self.root + "workers"
+
+    def heartbeat(self, node: str) -> str:
+        """String with a TTL: worker ``node`` is alive while it exists."""
+        return f"{self.root}worker:{node}"
+
     def job(self, job_id: str) -> str:
         """Hash: the job's record (``seq``, ``okey``, ``owner``, ``status``, ``pipeline``,
         ``snapshot``, ``finished``, ``expired``, ``truncated``; in a cluster ``entry`` its
-        dispatch entry, ``worker`` the node that claimed it, ``cancel`` its cancel flag)."""
+        dispatch entry, ``worker`` the node holding it, ``attempt`` the claim attempt it
+        holds it under (the fence), ``cancel`` its cancel flag)."""
         return f"{self.root}job:{job_id}"
 
     def events(self, job_id: str) -> str:

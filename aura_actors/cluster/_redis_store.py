@@ -177,7 +177,9 @@ class RedisStorage:
         An empty commit still writes (a probe of whether storage works).
         :class:`~._errors.CommitRefused` (a ``StorageUnavailable``) says the
         script refused it whole: an event id not after the newest stored one, or
-        (:class:`~._errors.JobClaimed`) a claimed job ended by another node.
+        (in a cluster) jobs it may not write: :class:`~._errors.JobClaimed` (a
+        claimed job ended by another node) or :class:`~._errors.Fenced` (a job
+        held by another worker or claim attempt; see ``Commit.fences``).
         """
         args = encode_commit(
             commit,

@@ -156,7 +156,7 @@ class Worker:
                 # Gone, ended already, or being ended by this node's cancel: not run.
                 self.claimed.discard(job_id)
                 return
-            job = self._rebuild(record)
+            job = self._rebuild(record, claim.attempt)
             if job is None:
                 self.claimed.discard(job_id)
                 return
@@ -181,9 +181,10 @@ class Worker:
                     return None
                 await self._failed(exc)
 
-    def _rebuild(self, record: JobRecord) -> Job | None:
-        """The job of ``record``, ready to start; ``None`` when it was ended here instead
-        (its pipeline cannot be built, or a taken-back run has no attempt left)."""
+    def _rebuild(self, record: JobRecord, attempt: int) -> Job | None:
+        """The job of ``record``, held under claim ``attempt`` (its fence), ready to start;
+        ``None`` when it was ended here instead (its pipeline cannot be built, or a
+        taken-back run has no attempt left)."""
         runner = self.runner
         try:
             definition = self.pipelines.get(record.data["pipeline"])
@@ -191,6 +192,7 @@ class Worker:
         except Exception as exc:
             logger.error("claimed job cannot run", extra={"job_id": record.id, "error": str(exc)})
             job = Job.resume(record, stages=(), broadcaster=runner.broadcaster)
+            job.fence = attempt
             if job.status is JobStatus.QUEUED:
                 job.start_attempt(runner.config.node_name)
             job.finish_failed(
@@ -202,6 +204,7 @@ class Worker:
             runner.retire_soon(job)
             return None
         job = Job.resume(record, stages=stages, broadcaster=runner.broadcaster)
+        job.fence = attempt
         if job.status is JobStatus.RUNNING and job.attempt >= runner.config.max_attempts:
             job.finish_failed(
                 ErrorCode.INTERRUPTED,

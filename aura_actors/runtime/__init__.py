@@ -45,7 +45,7 @@ from ._status import (
     JobStatus,
     check_transition,
 )
-from ._storage import JobRefused, JobStorage, Recovery, StaleEventIds, StorageUnavailable
+from ._storage import JobsFenced, JobStorage, Recovery, StaleEventIds, StorageUnavailable
 from ._subscription import SUBSCRIBER_OVERFLOW, Subscription
 
 #: Error code of the event that opens a replay whose oldest events were dropped.
@@ -89,9 +89,9 @@ __all__ = [
     "JobNotRetryable",
     "JobPage",
     "JobRecord",
-    "JobRefused",
     "JobStatus",
     "JobStorage",
+    "JobsFenced",
     "JsonObject",
     "LogLine",
     "MemoryStorage",

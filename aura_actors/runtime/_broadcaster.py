@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,8 @@ from ._ids import EventId, EventIdGenerator
 from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
 from ._records import Commit, JobRecord, LogLine
-from ._storage import JobRefused, JobStorage, StaleEventIds, StorageUnavailable
+from ._refusals import drop_creations, restamp, split_fenced
+from ._storage import JobsFenced, JobStorage, StaleEventIds, StorageUnavailable
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -92,10 +94,14 @@ class Broadcaster:
         max_batch: int = 2048,
         fanout_slice: int = 64,
         observer: RuntimeObserver | None = None,
+        on_fenced: Callable[[list[Job]], None] | None = None,
     ) -> None:
         self.storage = storage
         self.hub = hub
         self.observer: RuntimeObserver = observer or NullObserver()
+        #: Called with the jobs whose writes storage refused for good (held elsewhere:
+        #: fenced), their writes dropped from then on: the runtime cancels their actors.
+        self.on_fenced = on_fenced
         self._ids = id_generator or EventIdGenerator()
         self._max_batch = max_batch
         self._fanout_slice = max(1, fanout_slice)
@@ -221,6 +227,7 @@ class Broadcaster:
         """Stamp each event of ``items`` with its id and stage it; note each barrier's waiter."""
         next_id = self._ids.next_id
         events = self._commit.events
+        fences = self._commit.fences
         jobs = self._staged_jobs
         for item in items:
             extras = None
@@ -233,6 +240,12 @@ class Broadcaster:
                     self._waiters.append((item.waiter, None))
                     continue
                 job, payload, extras = item.job, item.payload, item
+            if job.fenced:  # held elsewhere now: it writes nothing more
+                if extras is not None and extras.waiter is not None:
+                    extras.waiter.resolve(StorageUnavailable("the job is held elsewhere"))
+                continue
+            if job.fence is not None:
+                fences[job.id] = job.fence
             event_id = next_id()
             event = Event(
                 event_id, _TYPE_OF[type(payload)], None, job.id, job.owner, payload=payload
@@ -261,7 +274,6 @@ class Broadcaster:
 
     async def _flush(self) -> bool:
         """Store the staged commit, then fan it out; ``False`` if storage failed."""
-        commit = self._commit
         began = time.perf_counter()
         try:
             await self._commit_restamping()
@@ -273,7 +285,7 @@ class Broadcaster:
             self._refuse_creations(exc)
             return False
         stored_at = time.perf_counter()
-        commit = self._commit  # less any job the store refused
+        commit = self._commit  # what was stored: fenced jobs may have been taken out
         self.observer.committed(stored_at - began, commit.events)
         if self.storage_error is not None:
             logger.warning("storage works again")
@@ -293,38 +305,33 @@ class Broadcaster:
 
     async def _commit_restamping(self) -> None:
         """Commit; while another writer of a shared store has stored newer ids, stamp the
-        batch again after them and retry (a few times, then it counts as failing). A job
-        the store refuses (:class:`JobRefused`) is left out of the batch, never published."""
-        restamps = 0
+        batch again after them and retry (a few times, then it counts as failing); drop
+        the jobs it may not write (fenced) and commit the rest at once."""
+        restamped = 0
         while True:
             try:
-                return await self.storage.commit(self._commit)
+                await self.storage.commit(self._commit)
+                return
             except StaleEventIds as exc:
-                restamps += 1
-                if restamps >= RESTAMP_ATTEMPTS:
+                restamped += 1
+                if restamped >= RESTAMP_ATTEMPTS:
                     raise
                 self._restamp_after(exc.newest)
-            except JobRefused as exc:
-                if exc.job_id not in {job.id for job in self._staged_jobs}:
-                    raise  # about no job of this batch: storage is failing
-                logger.warning("a job's write was refused", extra={"job_id": exc.job_id})
-                self._commit = self._commit.without_jobs({exc.job_id})
-                self._staged_jobs = [j for j in self._staged_jobs if j.id != exc.job_id]
+            except JobsFenced as exc:
+                self._fence_off(exc)  # each refusal drops at least one job: this ends
 
     def _restamp_after(self, newest: EventId) -> None:
         """Give every staged event a new id after ``newest`` (none was published yet)."""
         self._ids.resume_after(newest)
-        renamed: dict[str, str] = {}
-        for event, job in zip(self._commit.events, self._staged_jobs, strict=True):
-            new_id = self._ids.next_id()
-            renamed[str(event.id)] = str(new_id)
-            event.id = new_id
-            job.last_event_id = new_id
-        commit = self._commit
-        for data in [*commit.snapshots.values(), *(record.data for record in commit.created)]:
-            old = data.get("lastEventId")
-            if old in renamed:
-                data["lastEventId"] = renamed[old]
+        restamp(self._commit, self._staged_jobs, self._ids)
+
+    def _fence_off(self, refusal: JobsFenced) -> None:
+        """Drop the jobs ``refusal`` names (``split_fenced``) and tell :attr:`on_fenced`."""
+        self._commit, self._staged_jobs, fenced = split_fenced(
+            self._commit, self._staged_jobs, refusal
+        )
+        if self.on_fenced is not None:
+            self.on_fenced(fenced)
 
     async def _fan_out(self, events: list[Event], jobs: list[Job]) -> None:
         """Offer a large stored batch to the hub, a slice at a time.
@@ -375,15 +382,9 @@ class Broadcaster:
 
     def _refuse_creations(self, error: StorageUnavailable) -> None:
         """Drop the new jobs of a failed commit and tell their submitters (they get a 503)."""
-        refused = {job.id for waiter, job in self._waiters if job is not None}
-        if not refused:
-            return
-        for waiter, job in self._waiters:
-            if job is not None:
-                waiter.resolve(error)
-        self._waiters = [(w, j) for w, j in self._waiters if j is None]
-        self._commit = self._commit.without_jobs(refused)
-        self._staged_jobs = [j for j in self._staged_jobs if j.id not in refused]
+        self._commit, self._staged_jobs, self._waiters = drop_creations(
+            self._commit, self._staged_jobs, self._waiters, error
+        )
 
     def _abandon(self) -> None:
         """Give up on storage (shutting down while it fails): count and log what is lost."""

@@ -69,8 +69,8 @@ class RuntimeConfig:
     max_attempts: int = field(
         default=1,
         metadata=about(
-            "how often a job may run: one interrupted by a restart runs again while "
-            "attempts remain",
+            "how often a job may run: one interrupted by a restart (or, in a cluster, by "
+            "its worker's death or drain) runs again while attempts remain",
             ge=1,
         ),
     )
@@ -101,6 +101,24 @@ class RuntimeConfig:
             "SQLite in the data dir, which still holds the files (docs/cluster.md)",
             name="redis",
             metavar="URL",
+        ),
+    )
+    worker_timeout: float = field(
+        default=5.0,
+        metadata=about(
+            "in a cluster, seconds a worker may stay silent (no heartbeat) before it "
+            "counts as dead and its jobs are taken over",
+            gt=0,
+            metavar="SECONDS",
+        ),
+    )
+    drain_seconds: float = field(
+        default=10.0,
+        metadata=about(
+            "in a cluster, how long a stopping worker lets its running jobs finish before "
+            "it hands them back",
+            ge=0,
+            metavar="SECONDS",
         ),
     )
     redis_prefix: str = field(

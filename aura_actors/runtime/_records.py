@@ -72,6 +72,8 @@ class Commit:
 
     ``events`` are stamped and in id order. ``created`` jobs are inserted;
     ``snapshots`` replaces a job's stored snapshot (with its ``logs`` when given).
+    ``fences`` names, for each job written that this writer holds as a cluster's
+    worker, the claim attempt it writes under (docs/cluster.md, fencing).
     Applied all or nothing.
     """
 
@@ -82,6 +84,7 @@ class Commit:
     #: Names this commit, so a store shared by several writers recognises a retry of
     #: one it applied already (its reply was lost). Kept by :meth:`without_jobs`.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    fences: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.created or self.snapshots or self.events or self.logs)
@@ -94,6 +97,7 @@ class Commit:
             logs={k: v for k, v in self.logs.items() if k not in job_ids},
             events=[e for e in self.events if e.job_id not in job_ids],
             token=self.token,
+            fences={k: v for k, v in self.fences.items() if k not in job_ids},
         )
 
     def merge(self, later: Commit) -> None:
@@ -102,3 +106,4 @@ class Commit:
         self.snapshots.update(later.snapshots)
         self.logs.update(later.logs)
         self.events.extend(later.events)
+        self.fences.update(later.fences)

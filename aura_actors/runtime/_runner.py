@@ -168,7 +168,10 @@ class JobRunner:
             if await self.broadcaster.barrier() is not None:
                 return  # not stored: keep serving it from memory
             self.live.pop(job.id, None)
-            if job.status is not JobStatus.DONE and not self.config.keep_failed_files:
+            # A fenced job's files belong to the worker that holds it now (a shared dir).
+            if job.status is not JobStatus.DONE and not (
+                self.config.keep_failed_files or job.fenced
+            ):
                 await trio.to_thread.run_sync(remove_job_files, self.config.artifacts_dir, job.id)
 
     def stop(self) -> None:

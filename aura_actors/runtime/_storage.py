@@ -38,14 +38,15 @@ class StaleEventIds(StorageUnavailable):
         self.newest = newest
 
 
-class JobRefused(StorageUnavailable):
-    """A commit was refused whole because of one job, ``job_id``, that this process may
-    not write that way (in a cluster: ending a queued job another node has claimed).
-    The broadcaster drops that job's part of the batch and commits the rest."""
+class JobsFenced(StorageUnavailable):
+    """A commit was refused whole because it writes jobs this writer may not write:
+    ``job_ids`` are held by another worker, or by this one under a newer claim (a
+    cluster's fencing, docs/cluster.md). The broadcaster drops everything about
+    them, stops writing them, and commits the rest at once."""
 
-    def __init__(self, message: str, job_id: str) -> None:
+    def __init__(self, message: str, job_ids: frozenset[str]) -> None:
         super().__init__(message)
-        self.job_id = job_id
+        self.job_ids = job_ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
 -- A worker takes up to ARGV[3] queued jobs (ARGV[2]: its name) from the dispatch queue.
--- An entry whose job is gone, ended or already claimed is acknowledged and dropped, so
--- a job cancelled while queued never starts. Each claimed job's hash gets `worker`;
--- returns {entry id, job id} per claimed job. (A cancel flag is only ever set on a
--- claimed job: the worker reads it once it listens for cancels, see _cancels.py.)
+-- A job is claimable when it has not ended, no worker holds it, and this entry is its
+-- current one (a job handed back is Running, with a new entry). Any other entry (its job
+-- gone, ended, held, or re-queued under a newer entry) is acknowledged and dropped, so a
+-- job cancelled while queued never starts. Each claimed job's hash gets `worker` and its
+-- claim attempt `attempt` (one more than the last: the fence its worker writes under);
+-- returns {entry id, job id, attempt} per claimed job. (A cancel flag is only ever set
+-- on a claimed job: the worker reads it once it listens for cancels, see _cancels.py.)
 local worker = ARGV[2]
 local want = tonumber(ARGV[3])
 local claimed = {}
@@ -13,10 +16,11 @@ while #claimed < want do
   for _, entry in ipairs(reply[1][2]) do
     local id, fields = entry[1], entry[2]
     local job = fields[2]
-    local state = redis.call('HMGET', job_key(job), 'status', 'worker')
-    if state[1] == 'Queued' and not state[2] then
+    local state = redis.call('HMGET', job_key(job), 'status', 'worker', 'entry')
+    if state[1] and not TERMINAL[state[1]] and not state[2] and state[3] == id then
+      local attempt = redis.call('HINCRBY', job_key(job), 'attempt', 1)
       redis.call('HSET', job_key(job), 'worker', worker)
-      table.insert(claimed, {id, job})
+      table.insert(claimed, {id, job, attempt})
     else
       redis.call('XACK', DISPATCH, GROUP, id)
       redis.call('XDEL', DISPATCH, id)

@@ -23,8 +23,14 @@ local snapshots = section(3)
 local logs = section(2)
 local events = section(6)
 -- With the dispatch queue (a cluster's nodes): the committing node's name and the
--- commit's token; else nil.
+-- commit's token, then the fences (job, claim attempt) of the jobs it writes as their
+-- worker; else nil.
 local node, token = ARGV[i], ARGV[i + 1]
+local fences = {}
+if node then
+  i = i + 2
+  for _, f in ipairs(section(2)) do fences[f[1]] = f[2] end
+end
 local meta = P .. 'meta'
 local applied = token and P .. 'applied:' .. token
 
@@ -43,15 +49,36 @@ local function already_applied()
   return false
 end
 
--- A job a worker has claimed ends only by that worker's commits: another node's
--- commit ending it while still Queued (a cancel that lost the race to the claim) is refused.
+-- Fencing (a cluster): a job a worker holds (its hash names `worker` and `attempt`) is
+-- written only by that worker, under that claim attempt; a job nobody holds, by any node
+-- without a fence. A commit writing any other job is refused whole, naming them all:
+-- CLAIMED when each is a queued job another node tried to end (a cancel that lost the
+-- race to a claim: ask its worker), else FENCED (a worker's job taken from it).
 if node then
-  for _, s in ipairs(snapshots) do
-    local old = redis.call('HMGET', job_key(s[1]), 'status', 'worker')
-    if old[1] == 'Queued' and TERMINAL[s[2]] and old[2] and old[2] ~= node then
-      return redis.error_reply('CLAIMED job ' .. s[1] .. ' by ' .. old[2] ..
-        ': nothing of this commit was applied')
+  local refused, seen, claimed, only_claimed = {}, {}, nil, true
+  local function check(job, status)
+    if seen[job] then return end
+    seen[job] = true
+    local old = redis.call('HMGET', job_key(job), 'status', 'worker', 'attempt')
+    local fence = fences[job]
+    if not old[1] or (fence and old[2] == node and old[3] == fence) or
+        (not fence and not old[2]) then
+      return
     end
+    table.insert(refused, job)
+    if not fence and old[2] ~= node and old[1] == 'Queued' and status and TERMINAL[status] then
+      claimed = claimed or (job .. ' by ' .. old[2])
+    else
+      only_claimed = false
+    end
+  end
+  for _, s in ipairs(snapshots) do check(s[1], s[2]) end
+  for _, l in ipairs(logs) do check(l[1]) end
+  for _, e in ipairs(events) do check(e[2]) end
+  if #refused > 0 then
+    local tail = ': nothing of this commit was applied; jobs ' .. cjson.encode(refused)
+    if only_claimed then return redis.error_reply('CLAIMED job ' .. claimed .. tail) end
+    return redis.error_reply('FENCED jobs held by another worker or claim attempt' .. tail)
   end
 end
 

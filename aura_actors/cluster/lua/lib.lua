@@ -18,6 +18,10 @@ local TERMINAL = {Done = true, Failed = true, Canceled = true}
 local DISPATCH = P .. 'dispatch'
 local GROUP = 'workers'
 
+-- Workers: each one's heartbeat key (alive while it exists) and the set of their names.
+local function heartbeat_key(node) return P .. 'worker:' .. node end
+local WORKERS = P .. 'workers'
+
 -- Take a job's entry out of the dispatch queue (acknowledged and deleted), if it has one.
 local function undispatch(job)
   local entry = redis.call('HGET', job_key(job), 'entry')
