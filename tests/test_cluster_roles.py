@@ -57,7 +57,9 @@ async def node(
     pipelines: PipelineRegistry | None = None,
     **settings: Any,
 ) -> AsyncIterator[Runtime]:
-    """A runtime as node ``name`` of the cluster on ``prefix`` (one shared data dir)."""
+    """A runtime as node ``name`` of the cluster on ``prefix`` (one shared data dir); a
+    worker leaving the block hands its jobs back at once (no drain) unless told."""
+    settings.setdefault("drain_seconds", 0.0)
     config = RuntimeConfig(
         persist_jobs=True,
         data_dir=tmp_path / "data",

@@ -167,6 +167,7 @@ class ClusterNode:
         await self.queue.ensure_group()
         # The feed is subscribed (to cancels too) before the worker claims anything.
         await system_nursery.start(self.feed.run)
+        runner.broadcaster.on_fenced = self._fenced_off
         if self.cancels is not None:
             self.worker = Worker(
                 runner, pipelines, self.storage, self.queue, self.cancels, self.source.ending
@@ -178,3 +179,10 @@ class ClusterNode:
             "cluster node joined",
             extra={"node": self.name, "role": self.config.role, "prefix": self.storage.keys.root},
         )
+
+    def _fenced_off(self, jobs: list[Job]) -> None:
+        """The broadcaster's ``on_fenced``: storage refused ``jobs`` as held elsewhere. A
+        worker cancels its actors of them; a cancel's commit that lost the race to a claim
+        (:meth:`ClusterJobs.cancel_elsewhere`) goes on by asking the worker."""
+        if self.worker is not None:
+            self.worker.fenced_off(jobs)

@@ -145,14 +145,18 @@ class Reaper:
     ) -> None:
         """Reap every :attr:`interval` until cancelled, handing the jobs to run again to
         ``on_takeover`` (the worker rebuilds each from its record and runs it as it runs
-        a fresh claim). A failing round is logged and tried again in the next."""
+        a fresh claim). A failing round is logged and tried again in the next; a
+        cancel waits for the round under way."""
         task_status.started()
         while True:
-            try:
-                reaped = await self.reap()
-            except StorageUnavailable as exc:
-                logger.warning("reaper round failed", extra={"error": str(exc)})
-            else:
-                if reaped.run_again:
-                    on_takeover(reaped.run_again)
+            # A round is not cut halfway when the worker stops: what it took over is
+            # handed on (Redis's call timeout bounds it).
+            with trio.CancelScope(shield=True):
+                try:
+                    reaped = await self.reap()
+                except StorageUnavailable as exc:
+                    logger.warning("reaper round failed", extra={"error": str(exc)})
+                else:
+                    if reaped.run_again:
+                        on_takeover(reaped.run_again)
             await trio.sleep(self.interval)

@@ -1,39 +1,44 @@
 """A worker node's side of the cluster: claim queued jobs as slots free, and run them here.
 
-:class:`Worker` is one loop. It asks the runner how many slots are free and
-claims at most that many jobs from the dispatch queue
+:class:`Worker` is one task with three phases. It first sends its heartbeat
+(:class:`~._presence.Presence`, before anything is claimed) and starts its
+:class:`~._reaper.Reaper`. Then its claim loop asks the runner how many slots
+are free and claims at most that many jobs from the dispatch queue
 (:meth:`DispatchQueue.claim`); with none free it waits for a slot (the
 runner's ``slots_changed``), with nothing queued it waits on the queue itself
 (:meth:`DispatchQueue.wait_for_entry`, an ``XREAD BLOCK`` bounded by
 :data:`WAIT_SECONDS`, woken by any new entry: another node's submit or this
-node's own). Each claimed job is rebuilt from its stored record (its
-pipeline's stages from its params, as after a restart), its cancel scope is
-watched by the :class:`~._cancels.CancelListener` (a cancel asked on any node
-reaches it), and it runs in the runtime's job nursery like a local job.
+node's own); jobs the reaper took over from a dead worker wake it too and
+are run like claims. Each job is run by :class:`~._claimed.ClaimedJobs`
+(rebuilt from its stored record, fenced with its claim attempt, its cancel
+scope watched). Once stopped (the runtime shuts down: SIGTERM) it drains
+(:mod:`._drain`): no more claims or takeovers, running jobs get
+``--drain-seconds`` to finish, the rest are handed back; then its heartbeat
+stops and it leaves.
 
-A claimed job is never dropped: one whose pipeline cannot be built here ends
-``Failed`` with code ``pipeline_unavailable``; while its record cannot be read
-(Redis away) the worker keeps trying. At start, the worker takes back the
-jobs a process of the same node name claimed and did not end (it stopped or
-died): by the rules of contract section 7, as after a restart.
+At start, the worker takes back the jobs a process of the same node name
+claimed and did not end (it stopped or died): by the rules of contract
+section 7, as after a restart.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from functools import partial
 from typing import TypeVar
 
 import trio
 
-from ..protocol import ErrorCode
-from ..runtime import JobRecord, JobStatus, PipelineRegistry, StorageUnavailable
+from ..runtime import PipelineRegistry, StorageUnavailable
 from ..runtime._job import Job
 from ..runtime._runner import JobRunner
 from ._cancels import CancelListener
+from ._claimed import ClaimedJobs
 from ._dispatch import Claim, DispatchQueue
+from ._drain import drain
+from ._presence import Presence
+from ._reaper import Reaper
 from ._redis_store import RedisStorage
 
 logger = logging.getLogger("aura_actors.cluster")
@@ -48,7 +53,8 @@ T = TypeVar("T")
 
 
 class Worker:
-    """Claims jobs from ``queue`` for ``runner``'s free slots and runs them.
+    """Claims jobs from ``queue`` for ``runner``'s free slots and runs them; takes over
+    dead workers' jobs (``reaper``); drains when stopped.
 
     ``ending`` says whether this node is ending a queued job by a commit (a cancel
     on this node that raced the claim): such a job is not started.
@@ -63,41 +69,93 @@ class Worker:
         cancels: CancelListener,
         ending: Callable[[str], bool] = lambda job_id: False,
     ) -> None:
+        config = runner.config
         self.runner = runner
-        self.pipelines = pipelines
-        self.storage = storage
         self.queue = queue
-        self.cancels = cancels
-        self.ending = ending
-        #: Jobs claimed here and not ended yet (being started or running).
-        self.claimed: set[str] = set()
-        #: How many jobs this worker has claimed (or taken back) since it started.
-        self.claims = 0
+        self.presence = Presence(storage.client, storage.keys, queue.node, config.worker_timeout)
+        self.reaper = Reaper(
+            queue,
+            storage,
+            runner.broadcaster,
+            worker_timeout=config.worker_timeout,
+            max_attempts=config.max_attempts,
+        )
+        #: The jobs this worker holds: starting, running, handing back.
+        self.jobs = ClaimedJobs(runner, pipelines, storage, queue, cancels, ending)
+        #: Jobs the reaper took over, to be run by the claim loop.
+        self.takeovers: list[Claim] = []
         self._stopping = False
         self._wait_scope: trio.CancelScope | None = None
         self._backoff = RETRY_BACKOFF[0]
 
+    @property
+    def claimed(self) -> set[str]:
+        """Ids of the jobs claimed here and not ended yet (being started or running)."""
+        return self.jobs.claimed
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
     def stop(self) -> None:
-        """Claim no more jobs; the loop ends (running jobs are the runner's). Idempotent."""
+        """Claim and take over no more jobs; the worker drains and ends. Idempotent."""
         self._stopping = True
+        self.jobs.stopping = True
+        self._wake()
+
+    def fenced_off(self, jobs: list[Job]) -> None:
+        """The broadcaster's ``on_fenced``: cancel the actors of ``jobs`` (taken from this
+        worker; nothing they write is stored any more)."""
+        self.jobs.fenced_off(jobs)
+
+    def _taken_over(self, claims: list[Claim]) -> None:
+        """The reaper's ``on_takeover``: run ``claims`` in the claim loop."""
+        self.takeovers.extend(claims)
+        self._wake()
+
+    def _wake(self) -> None:
         if self._wait_scope is not None:
             self._wait_scope.cancel()
 
     async def run(self) -> None:
-        """Claim and start jobs until :meth:`stop`. Redis failures are waited out."""
-        logger.info("worker claiming jobs", extra={"node": self.queue.node})
+        """Heartbeat, claim and run jobs until :meth:`stop`; then drain, stop the heartbeat
+        and leave. Redis failures are waited out."""
+        async with trio.open_nursery() as beating:
+            # Heartbeats before the first claim (a stop while Redis is away cuts this short).
+            await self._wait(partial(beating.start, self.presence.run))
+            async with trio.open_nursery() as reaping:
+                if not self._stopping:
+                    reaping.start_soon(self.reaper.run, self._taken_over)
+                    logger.info("worker claiming jobs", extra={"node": self.queue.node})
+                    await self._claim_loop()
+                reaping.cancel_scope.cancel()  # a round under way ends first (shielded)
+            await drain(self)
+            beating.cancel_scope.cancel()
+        try:
+            await self.presence.leave()
+        except StorageUnavailable as exc:
+            logger.warning("could not remove the heartbeat", extra={"error": str(exc)})
+        logger.info("worker stopped", extra={"node": self.queue.node})
+
+    async def _claim_loop(self) -> None:
         held = await self._retrying(self.queue.held)
         for claim in held or ():
-            await self._start(claim)
+            await self.jobs.start(claim)
         while not self._stopping:
+            if self.takeovers:
+                claims, self.takeovers = self.takeovers, []
+                for claim in claims:
+                    await self.jobs.start(claim)
+                continue
             free = self.runner.free_slots()
             if free < 1:
                 await self._wait(self.runner.slots_changed.park)
                 continue
             claims, newest = await self._claim(free)
             for claim in claims:
-                await self._start(claim)
-            if newest is not None and len(claims) < free:
+                await self.jobs.start(claim)
+            if newest is not None and len(claims) < free and not self.takeovers:
                 # Nothing else was queued when claiming: wait for a new entry after
                 # the newest one then (one queued meanwhile wakes this at once).
                 await self._wait(partial(self.queue.wait_for_entry, newest, WAIT_SECONDS))
@@ -119,7 +177,8 @@ class Worker:
         return claims, newest
 
     async def _wait(self, wait: Callable[[], Awaitable[object]]) -> None:
-        """Run ``wait`` (a waiting call) unless stopping; :meth:`stop` cuts it short."""
+        """Run ``wait`` (a waiting call) unless stopping; :meth:`stop` and a takeover cut
+        it short."""
         with trio.CancelScope() as self._wait_scope:
             if not self._stopping:
                 try:
@@ -142,76 +201,3 @@ class Worker:
             except StorageUnavailable as exc:
                 await self._failed(exc)
         return None
-
-    # -- one claimed job ---------------------------------------------------------------
-
-    async def _start(self, claim: Claim) -> None:
-        """Rebuild the claimed job from its record and run it (or end it, if it cannot run)."""
-        job_id = claim.job_id
-        self.claimed.add(job_id)
-        self.claims += 1
-        with trio.CancelScope(shield=True):
-            record = await self._record(job_id)
-            if record is None or record.status.is_terminal or self.ending(job_id):
-                # Gone, ended already, or being ended by this node's cancel: not run.
-                self.claimed.discard(job_id)
-                return
-            job = self._rebuild(record, claim.attempt)
-            if job is None:
-                self.claimed.discard(job_id)
-                return
-            # If the flag cannot be read, the live feed's next connection reads it again.
-            with suppress(StorageUnavailable):
-                await self.cancels.watch(job_id, job.cancel_scope)
-            self.runner.start(job, ended=lambda: self._ended(job_id))
-        logger.info("job claimed", extra={"job_id": job_id, "node": self.queue.node})
-
-    def _ended(self, job_id: str) -> None:
-        self.claimed.discard(job_id)
-        self.cancels.forget(job_id)
-
-    async def _record(self, job_id: str) -> JobRecord | None:
-        """The claimed job's stored record, read until Redis answers (``None``: stopping)."""
-        while True:
-            try:
-                return await self.storage.get(job_id)
-            except StorageUnavailable as exc:
-                if self._stopping:
-                    logger.error("claimed job left unread", extra={"job_id": job_id})
-                    return None
-                await self._failed(exc)
-
-    def _rebuild(self, record: JobRecord, attempt: int) -> Job | None:
-        """The job of ``record``, held under claim ``attempt`` (its fence), ready to start;
-        ``None`` when it was ended here instead (its pipeline cannot be built, or a
-        taken-back run has no attempt left)."""
-        runner = self.runner
-        try:
-            definition = self.pipelines.get(record.data["pipeline"])
-            stages = definition.build(definition.validate(record.data["params"]))
-        except Exception as exc:
-            logger.error("claimed job cannot run", extra={"job_id": record.id, "error": str(exc)})
-            job = Job.resume(record, stages=(), broadcaster=runner.broadcaster)
-            job.fence = attempt
-            if job.status is JobStatus.QUEUED:
-                job.start_attempt(runner.config.node_name)
-            job.finish_failed(
-                ErrorCode.PIPELINE_UNAVAILABLE,
-                f"the worker {self.queue.node} cannot build the job's pipeline: {exc}",
-                "run a worker that has the pipeline, then retry the job",
-                [],
-            )
-            runner.retire_soon(job)
-            return None
-        job = Job.resume(record, stages=stages, broadcaster=runner.broadcaster)
-        job.fence = attempt
-        if job.status is JobStatus.RUNNING and job.attempt >= runner.config.max_attempts:
-            job.finish_failed(
-                ErrorCode.INTERRUPTED,
-                "the node running the job stopped while it was running",
-                "retry the job",
-                [],
-            )
-            runner.retire_soon(job)
-            return None
-        return job

@@ -167,7 +167,8 @@ class JobRunner:
         with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
             if await self.broadcaster.barrier() is not None:
                 return  # not stored: keep serving it from memory
-            self.live.pop(job.id, None)
+            if self.live.get(job.id) is job:  # (a cluster's worker may hold it again)
+                del self.live[job.id]
             # A fenced job's files belong to the worker that holds it now (a shared dir).
             if job.status is not JobStatus.DONE and not (
                 self.config.keep_failed_files or job.fenced
@@ -191,7 +192,9 @@ class JobRunner:
             while self.queue:
                 self.cancel_queued(self.queue.pop(), CANCELED_BY_SHUTDOWN)
         for job in list(self.live.values()):
-            if job.status is JobStatus.RUNNING:
+            # A cluster's worker drains the jobs it holds (fenced): they finish within
+            # --drain-seconds or are handed back (aura_actors/cluster/_drain.py).
+            if job.status is JobStatus.RUNNING and job.fence is None:
                 job.request_cancel(CANCELED_BY_SHUTDOWN)
 
     async def wait_stopped(self) -> None:
