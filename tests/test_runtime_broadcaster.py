@@ -23,6 +23,7 @@ from aura_actors.runtime import (
     STORE_CLOSE_TIMEOUT,
     Broadcaster,
     Commit,
+    CreationsRefused,
     Event,
     EventType,
     Hub,
@@ -538,3 +539,45 @@ async def test_a_fenced_job_is_dropped_and_the_rest_of_its_batch_stored_at_once(
         assert await broadcaster.barrier() is None
         assert len(storage.attempts) == 3 and fenced == [[a]]
         assert [e.job_id for e in storage.commits[-1].events] == ["b"]
+
+
+class AdmittingStorage(FakeStorage):
+    """Refuses whole (``CreationsRefused``) every commit that creates a job in ``refuse``."""
+
+    def __init__(self, refuse: dict[str, str]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    async def commit(self, commit: Commit) -> None:
+        refused = {r.id: self.refuse[r.id] for r in commit.created if r.id in self.refuse}
+        if refused:
+            self.attempts.append(trio.current_time())
+            raise CreationsRefused("the cluster's limits", refused)
+        await super().commit(commit)
+
+
+async def test_a_creation_refused_by_admission_is_answered_and_the_rest_stored_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = AdmittingStorage({"x": "queue_full"})
+    async with running(storage) as (broadcaster, hub):
+        old, x, y = _job(broadcaster, "old"), _job(broadcaster, "x"), _job(broadcaster, "y")
+        everything = Subscription(max_buffer=100)
+        hub.follow_owner("o", everything)
+        storage.gate = trio.Event()
+        _warn(old, 0)
+        refused, admitted = CommitWaiter(), CommitWaiter()
+        x.announce_queued(refused)
+        y.announce_queued(admitted)
+        storage.gate.set()
+        await refused.done.wait()
+        await admitted.done.wait()
+        # x's submitter gets its own refusal (its code); y and old's events in one commit
+        assert isinstance(refused.error, CreationsRefused)
+        assert refused.error.refusals == {"x": "queue_full"}
+        assert admitted.error is None
+        assert len(storage.attempts) == 2 and storage.attempts[0] == storage.attempts[1]
+        [commit] = storage.commits
+        assert [record.id for record in commit.created] == ["y"]
+        assert [e.job_id for e in commit.events] == ["old", "y"]
+        assert [e.job_id for e in _drain(everything)] == ["old", "y"]

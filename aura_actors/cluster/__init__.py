@@ -13,7 +13,7 @@ an API node, its worker; docs/cluster.md).
 """
 
 from ._dispatch import Claim, DispatchQueue, HandBack
-from ._errors import CommitRefused, Fenced, JobClaimed
+from ._errors import AdmissionRefused, CommitRefused, Fenced, JobClaimed
 from ._held import WORKER_LOST, Handed, hand_back, held_job, runs_again
 from ._keys import KeyLayout, owner_key
 from ._node import ClusterJobs, ClusterNode, open_cluster_node
@@ -23,6 +23,7 @@ from ._redis_store import RedisStorage, open_redis_storage
 
 __all__ = [
     "WORKER_LOST",
+    "AdmissionRefused",
     "Claim",
     "ClusterJobs",
     "ClusterNode",

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import anyio
 from coredis.exceptions import RedisError
 
-from ..runtime import EventId, JobsFenced, StaleEventIds, StorageUnavailable
+from ..runtime import CreationsRefused, EventId, JobsFenced, StaleEventIds, StorageUnavailable
 
 
 class CommitRefused(StorageUnavailable):
@@ -32,6 +32,11 @@ class Fenced(CommitRefused, JobsFenced):
     """The commit writes jobs (:attr:`job_ids`) that another worker holds, or that this
     node holds under a newer claim attempt than the commit's fence (taken from it and
     given back to it): nothing was applied; those jobs are no longer this writer's."""
+
+
+class AdmissionRefused(CommitRefused, CreationsRefused):
+    """The commit creates jobs the cluster's limits refuse (:attr:`refusals`: job id to
+    ``queue_full`` or ``user_quota_exceeded``): nothing was applied."""
 
 
 def _refused_jobs(message: str) -> frozenset[str]:
@@ -59,6 +64,10 @@ def redis_errors(action: str) -> Iterator[None]:
         if message.startswith("FENCED "):
             refused = _refused_jobs(message)
             raise Fenced(f"Redis refused to {action}: {message}", refused) from exc
+        if message.startswith("ADMISSION "):
+            found, _ = json.JSONDecoder().raw_decode(message, len("ADMISSION "))
+            refusals = {str(job): str(code) for job, code in found.items()}
+            raise AdmissionRefused(f"Redis refused to {action}: {message}", refusals) from exc
         if message.startswith("STALE ") and "; newest stored " in message:
             newest = EventId.parse(message.rsplit("; newest stored ", 1)[1].strip())
             raise StaleIds(f"Redis refused to {action}: {message}", newest) from exc

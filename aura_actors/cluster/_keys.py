@@ -76,6 +76,12 @@ class KeyLayout:
         return self.root + "dispatch"
 
     @property
+    def queued(self) -> str:
+        """Sorted set: the jobs queued and held by no worker, by ``seq`` (the cluster's
+        queue, which ``--max-queued-jobs`` bounds)."""
+        return self.root + "queued"
+
+    @property
     def live_channel(self) -> str:
         """Pub/sub channel: after each commit (in a cluster), which jobs have new events."""
         return self.root + "live"

@@ -58,6 +58,8 @@ async def open_cluster_node(config: RuntimeConfig) -> AsyncIterator[ClusterNode]
         retention_days=config.retention_days,
         retention_jobs=config.retention_jobs,
         node=config.node_name,
+        max_queued_jobs=config.max_queued_jobs,
+        max_jobs_per_user=config.max_jobs_per_user,
     ) as storage:
         yield ClusterNode(config, storage)
 

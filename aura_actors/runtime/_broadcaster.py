@@ -32,8 +32,8 @@ from ._ids import EventId, EventIdGenerator
 from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
 from ._records import Commit, JobRecord, LogLine
-from ._refusals import drop_creations, restamp, split_fenced
-from ._storage import JobsFenced, JobStorage, StaleEventIds, StorageUnavailable
+from ._refusals import drop_creations, drop_refused, restamp, split_fenced
+from ._storage import CreationsRefused, JobsFenced, JobStorage, StaleEventIds, StorageUnavailable
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -306,7 +306,7 @@ class Broadcaster:
     async def _commit_restamping(self) -> None:
         """Commit; while another writer of a shared store has stored newer ids, stamp the
         batch again after them and retry (a few times, then it counts as failing); drop
-        the jobs it may not write (fenced) and commit the rest at once."""
+        the jobs it may not write (fenced) or create (refused) and commit the rest."""
         restamped = 0
         while True:
             try:
@@ -316,14 +316,14 @@ class Broadcaster:
                 restamped += 1
                 if restamped >= RESTAMP_ATTEMPTS:
                     raise
-                self._restamp_after(exc.newest)
+                self._ids.resume_after(exc.newest)  # new ids after it: none was published
+                restamp(self._commit, self._staged_jobs, self._ids)
             except JobsFenced as exc:
                 self._fence_off(exc)  # each refusal drops at least one job: this ends
-
-    def _restamp_after(self, newest: EventId) -> None:
-        """Give every staged event a new id after ``newest`` (none was published yet)."""
-        self._ids.resume_after(newest)
-        restamp(self._commit, self._staged_jobs, self._ids)
+            except CreationsRefused as exc:  # the store's admission limits: drop, tell
+                self._commit, self._staged_jobs, self._waiters = drop_refused(
+                    self._commit, self._staged_jobs, self._waiters, exc
+                )
 
     def _fence_off(self, refusal: JobsFenced) -> None:
         """Drop the jobs ``refusal`` names (``split_fenced``) and tell :attr:`on_fenced`."""

@@ -4,8 +4,10 @@ or take jobs out of it.
 A store shared by several writers (a cluster's Redis) refuses a commit whole
 when another writer has stored newer ids (:func:`restamp` gives the batch new
 ids after them) or when it writes jobs held elsewhere (:func:`split_fenced`
-takes those jobs out for good). A commit that failed outright takes its new
-jobs out (:func:`drop_creations`: their submitters get a 503).
+takes those jobs out for good) or creates jobs its admission limits refuse
+(:func:`drop_refused`: their submitters get the 503 ``queue_full`` or 429
+``user_quota_exceeded``). A commit that failed outright takes its new jobs out
+(:func:`drop_creations`: their submitters get a 503).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._ids import EventIdGenerator
 from ._records import Commit
-from ._storage import JobsFenced, StorageUnavailable
+from ._storage import CreationsRefused, JobsFenced, StorageUnavailable
 
 if TYPE_CHECKING:
     from ._broadcaster import CommitWaiter
@@ -76,4 +78,29 @@ def drop_creations(
         if job is not None:
             waiter.resolve(error)
     kept_waiters: list[tuple[CommitWaiter, Job | None]] = [(w, j) for w, j in waiters if j is None]
+    return commit.without_jobs(refused), [j for j in jobs if j.id not in refused], kept_waiters
+
+
+def drop_refused(
+    commit: Commit,
+    jobs: list[Job],
+    waiters: list[tuple[CommitWaiter, Job | None]],
+    refusal: CreationsRefused,
+) -> tuple[Commit, list[Job], list[tuple[CommitWaiter, Job | None]]]:
+    """``commit``, its ``jobs`` and ``waiters`` without the new jobs ``refusal`` names,
+    whose waiters are resolved with a :class:`CreationsRefused` naming only their job.
+
+    Raises ``refusal`` when it names none of the jobs ``commit`` creates (a retry
+    would be refused the same way).
+    """
+    refused = {job.id for _, job in waiters if job is not None and job.id in refusal.refusals}
+    if not refused:
+        raise refusal
+    kept_waiters: list[tuple[CommitWaiter, Job | None]] = []
+    for waiter, job in waiters:
+        if job is not None and job.id in refused:
+            code = refusal.refusals[job.id]
+            waiter.resolve(CreationsRefused(str(refusal), {job.id: code}))
+        else:
+            kept_waiters.append((waiter, job))
     return commit.without_jobs(refused), [j for j in jobs if j.id not in refused], kept_waiters

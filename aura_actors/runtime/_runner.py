@@ -17,6 +17,7 @@ from ._files import remove_job_files
 from ._job import CANCELED_BY_SHUTDOWN, Job
 from ._source import JobSource, LocalJobs
 from ._status import JobStatus
+from ._storage import CreationsRefused, StorageUnavailable
 
 logger = logging.getLogger("aura_actors.runtime")
 
@@ -103,7 +104,16 @@ class JobRunner:
             self.slots_changed.unpark_all()
         if waiter.error is not None:
             del self.live[job.id]
+            self._raise_refused(job, waiter.error)
             raise StorageFailing(str(waiter.error))
+
+    def _raise_refused(self, job: Job, error: StorageUnavailable) -> None:
+        """Raise the refusal a shared store's admission limits gave ``job``, if any."""
+        code = error.refusals.get(job.id) if isinstance(error, CreationsRefused) else None
+        if code == UserQuotaExceeded.code and self.config.max_jobs_per_user is not None:
+            raise UserQuotaExceeded(self.config.max_jobs_per_user)
+        if code == QueueFull.code:
+            raise QueueFull(self.config.max_queued_jobs)
 
     def enqueue(self, job: Job) -> None:
         """Queue a stored ``Queued`` job; it starts at once if a slot is free."""

@@ -20,6 +20,7 @@ while #claimed < want do
     if state[1] and not TERMINAL[state[1]] and not state[2] and state[3] == id then
       local attempt = redis.call('HINCRBY', job_key(job), 'attempt', 1)
       redis.call('HSET', job_key(job), 'worker', worker)
+      redis.call('ZREM', QUEUED, job)
       table.insert(claimed, {id, job, attempt})
     else
       redis.call('XACK', DISPATCH, GROUP, id)

@@ -25,11 +25,15 @@ local events = section(6)
 -- With the dispatch queue (a cluster's nodes): the committing node's name and the
 -- commit's token, then the fences (job, claim attempt) of the jobs it writes as their
 -- worker; else nil.
+-- Then the admission limits ('' for none): jobs queued in the cluster, jobs one owner
+-- may have Queued or Running.
 local node, token = ARGV[i], ARGV[i + 1]
 local fences = {}
+local max_queued, max_per_owner
 if node then
   i = i + 2
   for _, f in ipairs(section(2)) do fences[f[1]] = f[2] end
+  max_queued, max_per_owner = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
 end
 local meta = P .. 'meta'
 local applied = token and P .. 'applied:' .. token
@@ -101,6 +105,36 @@ for _, job in ipairs(created) do
   end
 end
 
+-- Admission (a cluster): a new job is refused when its owner has max_per_owner jobs
+-- Queued or Running (the status indexes, every node's), or when max_queued jobs wait in
+-- the cluster's queue, counting those this commit admits before it. A commit creating
+-- any refused job is refused whole, naming each with its code (the runtime drops them).
+if node and (max_queued or max_per_owner) then
+  local refused, any, waiting, owned = {}, false, nil, {}
+  for _, c in ipairs(created) do
+    local job, okey, status = c[1], c[2], c[4]
+    if not TERMINAL[status] then
+      if max_per_owner and owned[okey] == nil then
+        owned[okey] = redis.call('ZCARD', index_key(okey, 'Queued')) +
+          redis.call('ZCARD', index_key(okey, 'Running'))
+      end
+      if status == 'Queued' and waiting == nil then waiting = redis.call('ZCARD', QUEUED) end
+      if max_per_owner and owned[okey] >= max_per_owner then
+        refused[job], any = 'user_quota_exceeded', true
+      elseif max_queued and status == 'Queued' and waiting >= max_queued then
+        refused[job], any = 'queue_full', true
+      else
+        if owned[okey] then owned[okey] = owned[okey] + 1 end
+        if status == 'Queued' then waiting = waiting + 1 end
+      end
+    end
+  end
+  if any then
+    return redis.error_reply('ADMISSION ' .. cjson.encode(refused) ..
+      ': refused by the cluster limits; nothing of this commit was applied')
+  end
+end
+
 local function finished(job, seq)
   redis.call('HSET', job_key(job), 'finished', now)
   redis.call('ZADD', P .. 'ended', now, job)
@@ -121,6 +155,7 @@ for _, c in ipairs(created) do
   if TERMINAL[status] then finished(job, seq) end
   if node and status == 'Queued' then
     redis.call('HSET', job_key(job), 'entry', redis.call('XADD', DISPATCH, '*', 'j', job))
+    redis.call('ZADD', QUEUED, seq, job)
   end
 end
 

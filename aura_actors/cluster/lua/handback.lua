@@ -13,4 +13,5 @@ if state[4] == '1' then return 'cancel' end
 undispatch(job)
 redis.call('HSET', job_key(job), 'entry', redis.call('XADD', DISPATCH, '*', 'j', job))
 redis.call('HDEL', job_key(job), 'worker')
+redis.call('ZADD', QUEUED, redis.call('HGET', job_key(job), 'seq'), job)
 return 'queued'

@@ -22,8 +22,13 @@ local GROUP = 'workers'
 local function heartbeat_key(node) return P .. 'worker:' .. node end
 local WORKERS = P .. 'workers'
 
+-- The jobs queued and held by no worker, by seq: the cluster's queue that
+-- --max-queued-jobs bounds (added where an entry is, taken out at a claim and an end).
+local QUEUED = P .. 'queued'
+
 -- Take a job's entry out of the dispatch queue (acknowledged and deleted), if it has one.
 local function undispatch(job)
+  redis.call('ZREM', QUEUED, job)
   local entry = redis.call('HGET', job_key(job), 'entry')
   if entry then
     redis.call('XACK', DISPATCH, GROUP, entry)
