@@ -120,8 +120,8 @@ async def test_a_queued_job_cancelled_before_a_claim_never_starts(
 async def test_an_entry_whose_job_ended_another_way_is_dropped_at_claim(
     tmp_path: Path, prefix: str
 ) -> None:
-    """A job ended while its entry was still there (stored by a node without the
-    queue, say) is acknowledged and dropped by the claim, never returned."""
+    """A job ended while it was still queued (stored by a node without the queue, say)
+    is taken out of the queue by the claim, never returned (and given no entry)."""
     script = Script()
     async with open_store(tmp_path, prefix, node="api-1") as api:
         worker = _queue(api, "w-1")
@@ -129,8 +129,9 @@ async def test_an_entry_whose_job_ended_another_way_is_dropped_at_claim(
         await api.commit(script.created("a"))
         api.node = None  # a commit that does not touch the queue
         await api.commit(_cancelled(script, "a"))
-        assert await api.client.xlen(api.keys.dispatch) == 1
+        assert await api.client.zcard(api.keys.queued) == 1
         assert await worker.claim(3) == []
+        assert await api.client.zcard(api.keys.queued) == 0
         assert await api.client.xlen(api.keys.dispatch) == 0
         assert await _pending(api) == 0
 

@@ -248,7 +248,7 @@ async def test_sigterm_hands_a_long_job_back_within_the_drain_and_exits_0(
         async with coredis.Redis.from_url(SHARED_URL, decode_responses=True) as client:
             held = await client.hmget(KeyLayout(prefix).job(job), ["worker", "attempt"])
             assert list(held) == [None, "1"]
-            assert await client.xlen(KeyLayout(prefix).dispatch) == 1
+            assert await client.zrange(KeyLayout(prefix).queued, 0, -1) == (job,)
         await nodes.node("worker", "w-2", "--max-attempts", "2")
         events = first + await _resumed(api, job, first)
         again = _rerun(events)

@@ -1,16 +1,19 @@
-"""The dispatch queue: queued jobs handed to workers through a Redis stream's consumer group.
+"""The dispatch queue: queued jobs handed to workers fairly, and each claimed job's entry
+pending in a Redis stream's consumer group for the worker holding it.
 
 A job enters the queue in the commit that stores its ``Queued`` record (the
 commit script, when the storage has a node name: :class:`RedisStorage`'s
-``node``), so a 202 means it is both stored and queued. A worker takes only
-as many jobs as it has free slots (:meth:`DispatchQueue.claim`, one script:
-``XREADGROUP`` plus marking each job claimed, under its next claim attempt);
-the job's entry is acknowledged and deleted by the commit that stores its
-terminal record. A draining worker gives the jobs it stops back
-(:meth:`DispatchQueue.hand_back`).
+``node``), so a 202 means it is both stored and queued. It waits in its
+owner's line; the owners with waiting jobs take turns (contract section 9).
+A worker takes only as many jobs as it has free slots
+(:meth:`DispatchQueue.claim`, one script: round robin over the owners, each
+job given a dispatch entry read at once into the worker's pending list and
+marked claimed, under its next claim attempt); the job's entry is
+acknowledged and deleted by the commit that stores its terminal record. A
+draining worker gives the jobs it stops back (:meth:`DispatchQueue.hand_back`).
 
 Cancelling: a queued job that no worker has claimed is ended by an ordinary
-commit, which takes its entry out of the queue in the same step, so it never
+commit, which takes it out of the queue in the same step, so it never
 starts; if a worker claimed it first, that commit is refused
 (:class:`~._errors.JobClaimed`) and the canceller asks the worker instead
 (:meth:`DispatchQueue.request_cancel`: the job's cancel flag and a publish).
@@ -80,10 +83,11 @@ class DispatchQueue:
             await self._client.xgroup_create(self.keys.dispatch, GROUP, "0", mkstream=True)
 
     async def claim(self, count: int) -> list[Claim]:
-        """Take up to ``count`` queued jobs, oldest first (none when ``count`` < 1).
+        """Take up to ``count`` queued jobs (none when ``count`` < 1): the owners with
+        waiting jobs in turn, each owner's oldest first.
 
-        Entries of jobs that ended (cancelled while queued) or are gone are
-        dropped on the way and never returned. Raises ``StorageUnavailable``.
+        Jobs that ended (cancelled while queued) or are gone are dropped on the
+        way and never returned. Raises ``StorageUnavailable``.
         """
         if count < 1:
             return []
@@ -102,8 +106,8 @@ class DispatchQueue:
     async def hand_back(self, job_id: str, attempt: int) -> HandBack:
         """Give ``job_id``, held by this node under claim ``attempt``, back to the queue.
 
-        One script: its old entry acknowledged, a new one at the queue's end, no
-        worker holding it, so another worker claims it and runs it again (it is
+        One script: its entry acknowledged, the job at the end of its owner's line,
+        no worker holding it, so another worker claims it and runs it again (it is
         still ``Running``: it runs again as after a restart). Unless this node no
         longer holds it, or its cancel was asked for: then nothing changes.
         Raises ``StorageUnavailable``.
@@ -132,13 +136,15 @@ class DispatchQueue:
             return await self._client.hget(self.keys.job(job_id), "cancel") == "1"
 
     async def newest_entry(self) -> str:
-        """The id of the newest entry ever added to the queue (``0-0`` if none). A checkpoint.
+        """The id of the newest wake-up entry (one per job queued; ``0-0`` if none).
 
         Read before :meth:`claim`, it is where :meth:`wait_for_entry` waits after: a job
-        queued between the claim and the wait wakes the wait at once.
+        queued between the claim and the wait wakes the wait at once. A checkpoint.
         """
         with redis_errors("read the dispatch queue"):
-            info = await self._client.xinfo_stream(self.keys.dispatch)
+            if not await self._client.exists([self.keys.wake]):
+                return "0-0"
+            info = await self._client.xinfo_stream(self.keys.wake)
         return str(info.get("last-generated-id") or "0-0")
 
     async def wait_for_entry(self, after: str, seconds: float) -> bool:
@@ -146,7 +152,7 @@ class DispatchQueue:
         the queue; whether one is. It claims nothing. A checkpoint."""
         block = max(1, int(seconds * 1000))
         with redis_errors("wait on the dispatch queue"):
-            found = await self._client.xread({self.keys.dispatch: after}, count=1, block=block)
+            found = await self._client.xread({self.keys.wake: after}, count=1, block=block)
         return bool(found)
 
     async def held(self) -> list[Claim]:

@@ -71,15 +71,29 @@ class KeyLayout:
 
     @property
     def dispatch(self) -> str:
-        """Stream: the dispatch queue, one entry (``j`` job id) per queued job, read by
-        the workers' consumer group."""
+        """Stream: one entry (``j`` job id) per claimed job, pending in the workers'
+        consumer group for the worker holding it until the job ends."""
         return self.root + "dispatch"
 
     @property
     def queued(self) -> str:
-        """Sorted set: the jobs queued and held by no worker, by ``seq`` (the cluster's
-        queue, which ``--max-queued-jobs`` bounds)."""
+        """Sorted set: the jobs queued and held by no worker, by queue order (the
+        cluster's queue, which ``--max-queued-jobs`` bounds)."""
         return self.root + "queued"
+
+    @property
+    def ring(self) -> str:
+        """List: the owners (okeys) with jobs in the queue, in the order they take turns."""
+        return self.root + "ring"
+
+    def line(self, okey: str) -> str:
+        """Sorted set: one owner's jobs in the queue, by queue order (first in, first out)."""
+        return f"{self.root}line:{okey}"
+
+    @property
+    def wake(self) -> str:
+        """Stream (capped): an entry each time a job is queued; workers wait on it."""
+        return self.root + "wake"
 
     @property
     def live_channel(self) -> str:

@@ -154,8 +154,7 @@ for _, c in ipairs(created) do
   add_count(status, pipeline, 1)
   if TERMINAL[status] then finished(job, seq) end
   if node and status == 'Queued' then
-    redis.call('HSET', job_key(job), 'entry', redis.call('XADD', DISPATCH, '*', 'j', job))
-    redis.call('ZADD', QUEUED, seq, job)
+    enqueue(job, okey)
   end
 end
 
