@@ -110,3 +110,17 @@ async def test_an_entry_queued_the_old_way_is_not_lost(tmp_path: Path, prefix: s
         assert got[1].entry != entry
         assert await client.xlen(keys.dispatch) == 2  # the old entry went, each has its own
         nursery.cancel_scope.cancel()
+
+
+async def test_a_queued_job_deleted_leaves_the_queue(tmp_path: Path, prefix: str) -> None:
+    """Deleting a job still queued takes it out of its owner's line, the ring and the
+    queue count, so no claim meets it and it holds no room."""
+    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+        api_b = running_broadcaster(api, nursery)
+        await submit(api_b, "a0", owner="A")
+        await submit(api_b, "b0", owner="B")
+        await api.delete("a0")
+        assert await api.client.lrange(api.keys.ring, 0, -1) == ["u:B"]
+        assert await api.client.zrange(api.keys.queued, 0, -1) == ("b0",)
+        assert [c.job_id for c in await queue_of(node_store(api, "w-1")).claim(5)] == ["b0"]
+        nursery.cancel_scope.cancel()
