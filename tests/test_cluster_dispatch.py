@@ -84,6 +84,7 @@ async def test_jobs_are_queued_with_their_record_and_claimed_by_free_slots(
             artifacts_dir=tmp_path,
         )
         for step in (script.running("a"), script.status_done("a"), script.completed("a")):
+            step.fences["a"] = first[0].attempt  # written as the job's worker
             await worker_store.commit(step)
         assert await _status(api, "a") is JobStatus.DONE
         assert await _pending(api) == 2
@@ -119,8 +120,8 @@ async def test_a_queued_job_cancelled_before_a_claim_never_starts(
 async def test_an_entry_whose_job_ended_another_way_is_dropped_at_claim(
     tmp_path: Path, prefix: str
 ) -> None:
-    """A job ended while its entry was still there (stored by a node without the
-    queue, say) is acknowledged and dropped by the claim, never returned."""
+    """A job ended while it was still queued (stored by a node without the queue, say)
+    is taken out of the queue by the claim, never returned (and given no entry)."""
     script = Script()
     async with open_store(tmp_path, prefix, node="api-1") as api:
         worker = _queue(api, "w-1")
@@ -128,8 +129,9 @@ async def test_an_entry_whose_job_ended_another_way_is_dropped_at_claim(
         await api.commit(script.created("a"))
         api.node = None  # a commit that does not touch the queue
         await api.commit(_cancelled(script, "a"))
-        assert await api.client.xlen(api.keys.dispatch) == 1
+        assert await api.client.zcard(api.keys.queued) == 1
         assert await worker.claim(3) == []
+        assert await api.client.zcard(api.keys.queued) == 0
         assert await api.client.xlen(api.keys.dispatch) == 0
         assert await _pending(api) == 0
 
@@ -158,8 +160,10 @@ async def test_a_cancel_that_loses_the_race_to_a_claim_goes_to_the_worker(
                 message = await anext(pubsub)
             assert message["data"] == "a"
         # The worker sees the flag (it checks once it listens for cancels), and its own
-        # commit ending the job is accepted.
+        # commit ending the job (as its worker, under its claim attempt) is accepted.
         assert await worker.cancel_requested("a")
+        ended = _cancelled(script, "a")
+        ended.fences["a"] = claim.attempt
         await RedisStorage(
             api.client,
             prefix=prefix,
@@ -167,7 +171,7 @@ async def test_a_cancel_that_loses_the_race_to_a_claim_goes_to_the_worker(
             history_ttl=3600.0,
             max_history_events=10_000,
             artifacts_dir=tmp_path,
-        ).commit(_cancelled(script, "a"))
+        ).commit(ended)
         assert await _status(api, "a") is JobStatus.CANCELED
         assert claim.job_id == "a"
         # An ended job has no worker to ask.

@@ -20,7 +20,7 @@ from support.store_script import Script
 from aura_actors.cluster import RedisStorage
 from aura_actors.protocol import WarningData
 from aura_actors.runtime import Broadcaster, EventId, EventIdGenerator, EventType, Hub, Job
-from aura_actors.runtime._broadcaster import CommitWaiter
+from aura_actors.runtime._outgoing import CommitWaiter
 
 
 @pytest.fixture

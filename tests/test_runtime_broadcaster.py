@@ -23,10 +23,12 @@ from aura_actors.runtime import (
     STORE_CLOSE_TIMEOUT,
     Broadcaster,
     Commit,
+    CreationsRefused,
     Event,
     EventType,
     Hub,
     Job,
+    JobsFenced,
     MemoryStorage,
     RuntimeConfig,
     StorageFailing,
@@ -34,7 +36,8 @@ from aura_actors.runtime import (
     Subscription,
     open_runtime,
 )
-from aura_actors.runtime._broadcaster import INBOX_HIGH_WATER, RETRY_BACKOFF, CommitWaiter
+from aura_actors.runtime._broadcaster import INBOX_HIGH_WATER, RETRY_BACKOFF
+from aura_actors.runtime._outgoing import CommitWaiter
 
 
 class FakeStorage:
@@ -490,3 +493,92 @@ async def test_leaving_the_block_gives_failing_storage_a_bounded_time(
     assert STORE_CLOSE_TIMEOUT <= took <= STORE_CLOSE_TIMEOUT + 0.5
     assert rt.broadcaster.lost_records > 0
     assert rt.broadcaster.stopped.is_set()
+
+
+class FencingStorage(FakeStorage):
+    """Refuses whole (``JobsFenced``) every commit that writes a job in ``taken``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: set[str] = set()
+
+    async def commit(self, commit: Commit) -> None:
+        refused = {e.job_id for e in commit.events if e.job_id in self.taken}
+        if refused:
+            self.attempts.append(trio.current_time())
+            raise JobsFenced("held elsewhere", frozenset(str(j) for j in refused))
+        await super().commit(commit)
+
+
+async def test_a_fenced_job_is_dropped_and_the_rest_of_its_batch_stored_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = FencingStorage()
+    async with running(storage) as (broadcaster, hub):
+        fenced: list[list[Job]] = []
+        broadcaster.on_fenced = fenced.append
+        a, b, plain = _job(broadcaster, "a"), _job(broadcaster, "b"), _job(broadcaster, "c")
+        a.fence, b.fence = 3, 1
+        everything = Subscription(max_buffer=100)
+        hub.follow_owner("o", everything)
+        storage.taken.add("a")
+        for n in range(2):
+            for job in (a, b, plain):
+                _warn(job, n)
+        assert await broadcaster.barrier() is None
+        # one refusal, then the rest stored at once (no backoff), with b's fence
+        assert len(storage.attempts) == 2 and storage.attempts[0] == storage.attempts[1]
+        [commit] = storage.commits
+        assert [e.job_id for e in commit.events] == ["b", "c", "b", "c"]
+        assert commit.fences == {"b": 1}
+        assert [e.job_id for e in _drain(everything)] == ["b", "c", "b", "c"]
+        assert fenced == [[a]] and a.fenced and not b.fenced
+
+        # what "a" sends from now on never reaches the storage
+        _warn(a, 2)
+        _warn(b, 2)
+        assert await broadcaster.barrier() is None
+        assert len(storage.attempts) == 3 and fenced == [[a]]
+        assert [e.job_id for e in storage.commits[-1].events] == ["b"]
+
+
+class AdmittingStorage(FakeStorage):
+    """Refuses whole (``CreationsRefused``) every commit that creates a job in ``refuse``."""
+
+    def __init__(self, refuse: dict[str, str]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    async def commit(self, commit: Commit) -> None:
+        refused = {r.id: self.refuse[r.id] for r in commit.created if r.id in self.refuse}
+        if refused:
+            self.attempts.append(trio.current_time())
+            raise CreationsRefused("the cluster's limits", refused)
+        await super().commit(commit)
+
+
+async def test_a_creation_refused_by_admission_is_answered_and_the_rest_stored_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = AdmittingStorage({"x": "queue_full"})
+    async with running(storage) as (broadcaster, hub):
+        old, x, y = _job(broadcaster, "old"), _job(broadcaster, "x"), _job(broadcaster, "y")
+        everything = Subscription(max_buffer=100)
+        hub.follow_owner("o", everything)
+        storage.gate = trio.Event()
+        _warn(old, 0)
+        refused, admitted = CommitWaiter(), CommitWaiter()
+        x.announce_queued(refused)
+        y.announce_queued(admitted)
+        storage.gate.set()
+        await refused.done.wait()
+        await admitted.done.wait()
+        # x's submitter gets its own refusal (its code); y and old's events in one commit
+        assert isinstance(refused.error, CreationsRefused)
+        assert refused.error.refusals == {"x": "queue_full"}
+        assert admitted.error is None
+        assert len(storage.attempts) == 2 and storage.attempts[0] == storage.attempts[1]
+        [commit] = storage.commits
+        assert [record.id for record in commit.created] == ["y"]
+        assert [e.job_id for e in commit.events] == ["old", "y"]
+        assert [e.job_id for e in _drain(everything)] == ["old", "y"]

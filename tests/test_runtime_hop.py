@@ -36,8 +36,9 @@ from aura_actors.runtime import (
     StorageUnavailable,
     Subscription,
 )
-from aura_actors.runtime._broadcaster import RESTAMP_ATTEMPTS, Outgoing
+from aura_actors.runtime._broadcaster import RESTAMP_ATTEMPTS
 from aura_actors.runtime._inbox import Inbox
+from aura_actors.runtime._outgoing import Outgoing
 
 
 class Storage:

@@ -20,7 +20,7 @@ from aura_actors.runtime import (
     Runtime,
     check_transition,
 )
-from aura_actors.runtime._broadcaster import CommitWaiter
+from aura_actors.runtime._outgoing import CommitWaiter
 
 S = JobStatus
 VALID = {

@@ -340,6 +340,33 @@ async def test_a_restart_takes_back_queued_and_running_jobs(
             assert final.data["error"]["errors"] == [error]
 
 
+async def test_a_restart_without_the_jobs_pipeline_fails_its_queued_and_running_jobs(
+    tmp_path: Path,
+) -> None:
+    """A stored job whose pipeline the new process lacks ends ``Failed`` (``interrupted``),
+    Queued as well as Running (a Queued job goes through Running: Queued->Failed is no
+    transition), and the runtime opens."""
+    gated = Gated()
+    config = config_for(tmp_path, max_concurrent_jobs=1, max_attempts=2)
+    async with breakable_runtime(config, gated) as (runtime, storage):
+        running = await runtime.submit("gated", {"key": "r"})
+        queued = await runtime.submit("gated", {"key": "q"})
+        with trio.fail_after(10):
+            await gated.entered["r"].wait()
+        assert await runtime.broadcaster.barrier() is None
+        storage.crashed = True  # killed here: r Running, q Queued
+
+    async with open_runtime(config, PipelineRegistry([SyntheticPipeline()])) as runtime:
+        for job in (running, queued):
+            events = await stream(runtime, job.id)
+            assert events[-1].type is EventType.JOB_FAILED
+            [error] = events[-1].data["errors"]
+            assert error["code"] == "interrupted"
+            assert error["message"] == "the job's pipeline is gone"
+            assert (await runtime.get(job.id)).status is JobStatus.FAILED
+        assert runtime.running_count == 0
+
+
 async def stream_so_far(runtime: Runtime, job_id: str) -> list[Event]:
     """The job's stored history now (the job is still running)."""
     return await runtime.storage.job_events(job_id, None, 10_000)

@@ -11,10 +11,13 @@ history bound, then four sections, each its count followed by its items:
 
 ``owner`` is ``""`` when the okey is ``none``. With the dispatch queue (a
 cluster), the committing node's name and the commit's token follow the
-sections (a retry of a commit applied already is recognised by its token): created ``Queued``
-jobs are then queued for the workers in the same step, and a job a worker
-has claimed cannot be ended by another node's commit. Records come back as the
-values of :data:`RECORD_FIELDS`, in that order.
+sections (a retry of a commit applied already is recognised by its token), then the
+fences: their count and, 2 values each, job id and the claim attempt it is
+written under (:attr:`Commit.fences`), then the admission limits (jobs queued in
+the cluster, jobs one owner may have Queued or Running; empty for none). Created
+``Queued`` jobs are then queued for the workers in the same step, and a job a
+worker holds is written only by that worker under its claim attempt
+(docs/cluster.md, fencing). Records come back as the values of :data:`RECORD_FIELDS`, in that order.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ def encode_commit(
     now: float,
     max_history_events: int,
     node: str | None = None,
+    max_queued: int | None = None,
+    max_per_owner: int | None = None,
 ) -> list[str]:
     """The ``ARGV`` of ``lua/commit.lua`` for ``commit`` (see the module docstring);
-    ``node`` is the committing node's name when the dispatch queue is in use."""
+    ``node`` is the committing node's name when the dispatch queue is in use, and
+    ``max_queued`` / ``max_per_owner`` the cluster's admission limits (``None``: none)."""
     args = [prefix, repr(now), str(max_history_events), str(len(commit.created))]
     for record in commit.created:
         data = record.data
@@ -70,7 +76,10 @@ def encode_commit(
             event.data_json,
         ]
     if node is not None:
-        args += [node, commit.token]
+        args += [node, commit.token, str(len(commit.fences))]
+        for job_id, attempt in commit.fences.items():
+            args += [job_id, str(attempt)]
+        args += ["" if limit is None else str(limit) for limit in (max_queued, max_per_owner)]
     return args
 
 

@@ -1,14 +1,19 @@
-"""The dispatch queue: queued jobs handed to workers through a Redis stream's consumer group.
+"""The dispatch queue: queued jobs handed to workers fairly, and each claimed job's entry
+pending in a Redis stream's consumer group for the worker holding it.
 
 A job enters the queue in the commit that stores its ``Queued`` record (the
 commit script, when the storage has a node name: :class:`RedisStorage`'s
-``node``), so a 202 means it is both stored and queued. A worker takes only
-as many jobs as it has free slots (:meth:`DispatchQueue.claim`, one script:
-``XREADGROUP`` plus marking each job claimed); the job's entry is
-acknowledged and deleted by the commit that stores its terminal record.
+``node``), so a 202 means it is both stored and queued. It waits in its
+owner's line; the owners with waiting jobs take turns (contract section 9).
+A worker takes only as many jobs as it has free slots
+(:meth:`DispatchQueue.claim`, one script: round robin over the owners, each
+job given a dispatch entry read at once into the worker's pending list and
+marked claimed, under its next claim attempt); the job's entry is
+acknowledged and deleted by the commit that stores its terminal record. A
+draining worker gives the jobs it stops back (:meth:`DispatchQueue.hand_back`).
 
 Cancelling: a queued job that no worker has claimed is ended by an ordinary
-commit, which takes its entry out of the queue in the same step, so it never
+commit, which takes it out of the queue in the same step, so it never
 starts; if a worker claimed it first, that commit is refused
 (:class:`~._errors.JobClaimed`) and the canceller asks the worker instead
 (:meth:`DispatchQueue.request_cancel`: the job's cancel flag and a publish).
@@ -16,15 +21,17 @@ starts; if a worker claimed it first, that commit is refused
 
 from __future__ import annotations
 
+import enum
 from contextlib import suppress
 from dataclasses import dataclass
 
 import coredis
 from coredis.exceptions import ResponseError, StreamDuplicateConsumerGroupError
+from coredis.response.types import StreamPendingExt
 
 from ._errors import redis_errors
 from ._keys import KeyLayout
-from ._scripts import CANCEL, CLAIM
+from ._scripts import CANCEL, CLAIM, HAND_BACK
 
 #: The workers' consumer group on the dispatch stream (``lua/lib.lua`` says the same).
 GROUP = "workers"
@@ -32,11 +39,30 @@ GROUP = "workers"
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A job a worker took from the queue."""
+    """A job a worker took: from the queue (:meth:`DispatchQueue.claim`), or over from a
+    dead worker (:class:`~._reaper.Reaper`)."""
 
     #: The job's entry in the dispatch stream.
     entry: str
     job_id: str
+    #: The claim attempt the worker holds the job under: 1 at the job's first claim, one
+    #: more at each claim or takeover after. Its writes carry it (:attr:`Job.fence`), and
+    #: are refused once the job was taken from it. (Not the snapshot's ``attempt``, which
+    #: counts runs.)
+    attempt: int = 1
+    #: The dead worker it was taken over from; ``None`` for a claim from the queue.
+    taken_from: str | None = None
+
+
+class HandBack(enum.Enum):
+    """What :meth:`DispatchQueue.hand_back` did."""
+
+    #: Back in the queue (at its end) for another worker.
+    QUEUED = "queued"
+    #: Nothing: this worker does not hold the job under that attempt (taken over, ended).
+    NOT_HELD = "not-held"
+    #: Nothing: its cancel was asked for (the worker ends it ``Canceled`` instead).
+    CANCEL = "cancel"
 
 
 class DispatchQueue:
@@ -57,10 +83,11 @@ class DispatchQueue:
             await self._client.xgroup_create(self.keys.dispatch, GROUP, "0", mkstream=True)
 
     async def claim(self, count: int) -> list[Claim]:
-        """Take up to ``count`` queued jobs, oldest first (none when ``count`` < 1).
+        """Take up to ``count`` queued jobs (none when ``count`` < 1): the owners with
+        waiting jobs in turn, each owner's oldest first.
 
-        Entries of jobs that ended (cancelled while queued) or are gone are
-        dropped on the way and never returned. Raises ``StorageUnavailable``.
+        Jobs that ended (cancelled while queued) or are gone are dropped on the
+        way and never returned. Raises ``StorageUnavailable``.
         """
         if count < 1:
             return []
@@ -74,7 +101,20 @@ class DispatchQueue:
                 # The group went (a Redis restarted without its data): make it again.
                 await self._client.xgroup_create(self.keys.dispatch, GROUP, "0", mkstream=True)
                 rows = await CLAIM.call(self._client, args)
-        return [Claim(str(entry), str(job)) for entry, job in rows]
+        return [Claim(str(entry), str(job), int(attempt)) for entry, job, attempt in rows]
+
+    async def hand_back(self, job_id: str, attempt: int) -> HandBack:
+        """Give ``job_id``, held by this node under claim ``attempt``, back to the queue.
+
+        One script: its entry acknowledged, the job at the end of its owner's line,
+        no worker holding it, so another worker claims it and runs it again (it is
+        still ``Running``: it runs again as after a restart). Unless this node no
+        longer holds it, or its cancel was asked for: then nothing changes.
+        Raises ``StorageUnavailable``.
+        """
+        args = [self.keys.root, self.node, job_id, str(attempt)]
+        with redis_errors("hand a job back"):
+            return HandBack(str(await HAND_BACK.call(self._client, args)))
 
     async def request_cancel(self, job_id: str) -> str | None:
         """Set the cancel flag of claimed ``job_id`` and publish it on the cancel channel.
@@ -94,3 +134,42 @@ class DispatchQueue:
         is not lost."""
         with redis_errors("read a cancel flag"):
             return await self._client.hget(self.keys.job(job_id), "cancel") == "1"
+
+    async def newest_entry(self) -> str:
+        """The id of the newest wake-up entry (one per job queued; ``0-0`` if none).
+
+        Read before :meth:`claim`, it is where :meth:`wait_for_entry` waits after: a job
+        queued between the claim and the wait wakes the wait at once. A checkpoint.
+        """
+        with redis_errors("read the dispatch queue"):
+            if not await self._client.exists([self.keys.wake]):
+                return "0-0"
+            info = await self._client.xinfo_stream(self.keys.wake)
+        return str(info.get("last-generated-id") or "0-0")
+
+    async def wait_for_entry(self, after: str, seconds: float) -> bool:
+        """Wait (``XREAD BLOCK``, at most ``seconds``) until an entry after ``after`` is in
+        the queue; whether one is. It claims nothing. A checkpoint."""
+        block = max(1, int(seconds * 1000))
+        with redis_errors("wait on the dispatch queue"):
+            found = await self._client.xread({self.keys.wake: after}, count=1, block=block)
+        return bool(found)
+
+    async def held(self) -> list[Claim]:
+        """The jobs this node claimed and has not ended (an earlier process of the same
+        name left them: it stopped or died). A checkpoint."""
+        claims: list[Claim] = []
+        with redis_errors("read this node's claimed jobs"):
+            pending = await self._client.xpending(
+                self.keys.dispatch, GROUP, "-", "+", 10_000, consumer=self.node
+            )
+            assert isinstance(pending, tuple)  # the extended form: one item per entry
+            for item in pending:
+                assert isinstance(item, StreamPendingExt)
+                for entry in await self._client.xrange(
+                    self.keys.dispatch, item.identifier, item.identifier
+                ):
+                    job_id = str(entry.field_values["j"])
+                    attempt = await self._client.hget(self.keys.job(job_id), "attempt")
+                    claims.append(Claim(str(entry.identifier), job_id, int(attempt or 1)))
+        return claims

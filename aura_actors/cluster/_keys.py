@@ -71,9 +71,29 @@ class KeyLayout:
 
     @property
     def dispatch(self) -> str:
-        """Stream: the dispatch queue, one entry (``j`` job id) per queued job, read by
-        the workers' consumer group."""
+        """Stream: one entry (``j`` job id) per claimed job, pending in the workers'
+        consumer group for the worker holding it until the job ends."""
         return self.root + "dispatch"
+
+    @property
+    def queued(self) -> str:
+        """Sorted set: the jobs queued and held by no worker, by queue order (the
+        cluster's queue, which ``--max-queued-jobs`` bounds)."""
+        return self.root + "queued"
+
+    @property
+    def ring(self) -> str:
+        """List: the owners (okeys) with jobs in the queue, in the order they take turns."""
+        return self.root + "ring"
+
+    def line(self, okey: str) -> str:
+        """Sorted set: one owner's jobs in the queue, by queue order (first in, first out)."""
+        return f"{self.root}line:{okey}"
+
+    @property
+    def wake(self) -> str:
+        """Stream (capped): an entry each time a job is queued; workers wait on it."""
+        return self.root + "wake"
 
     @property
     def live_channel(self) -> str:
@@ -85,10 +105,21 @@ class KeyLayout:
         """Pub/sub channel: ids of claimed jobs whose cancel was asked for."""
         return self.root + "cancel"
 
+    @property
+    def workers(self) -> str:
+        """Set: the names of the workers that have sent a heartbeat (live or not; the
+        reaper removes dead ones once nothing of theirs is left)."""
+        return self.root + "workers"
+
+    def heartbeat(self, node: str) -> str:
+        """String with a TTL: worker ``node`` is alive while it exists."""
+        return f"{self.root}worker:{node}"
+
     def job(self, job_id: str) -> str:
         """Hash: the job's record (``seq``, ``okey``, ``owner``, ``status``, ``pipeline``,
         ``snapshot``, ``finished``, ``expired``, ``truncated``; in a cluster ``entry`` its
-        dispatch entry, ``worker`` the node that claimed it, ``cancel`` its cancel flag)."""
+        dispatch entry, ``worker`` the node holding it, ``attempt`` the claim attempt it
+        holds it under (the fence), ``cancel`` its cancel flag)."""
         return f"{self.root}job:{job_id}"
 
     def events(self, job_id: str) -> str:

@@ -121,6 +121,8 @@ class RedisStorage:
         upkeep_interval: float = 30.0,
         wall_clock: Callable[[], float] = time.time,
         node: str | None = None,
+        max_queued_jobs: int | None = None,
+        max_jobs_per_user: int | None = None,
     ) -> None:
         self.keys = KeyLayout(prefix)
         self.history_ttl = history_ttl
@@ -131,6 +133,10 @@ class RedisStorage:
         self.upkeep_interval = upkeep_interval
         self._wall_clock = wall_clock
         self.node = node
+        #: The cluster's admission limits (with ``node``), checked by the commit that
+        #: creates a job: refused ones raise :class:`~._errors.AdmissionRefused`.
+        self.max_queued_jobs = max_queued_jobs
+        self.max_jobs_per_user = max_jobs_per_user
         self._client = client
         self._closed = False
 
@@ -177,7 +183,9 @@ class RedisStorage:
         An empty commit still writes (a probe of whether storage works).
         :class:`~._errors.CommitRefused` (a ``StorageUnavailable``) says the
         script refused it whole: an event id not after the newest stored one, or
-        (:class:`~._errors.JobClaimed`) a claimed job ended by another node.
+        (in a cluster) jobs it may not write: :class:`~._errors.JobClaimed` (a
+        claimed job ended by another node) or :class:`~._errors.Fenced` (a job
+        held by another worker or claim attempt; see ``Commit.fences``).
         """
         args = encode_commit(
             commit,
@@ -185,6 +193,8 @@ class RedisStorage:
             now=self._wall_clock(),
             max_history_events=self.max_history_events,
             node=self.node,
+            max_queued=self.max_queued_jobs,
+            max_per_owner=self.max_jobs_per_user,
         )
         with redis_errors("commit"):
             await COMMIT.call(self.client, args)

@@ -45,7 +45,14 @@ from ._status import (
     JobStatus,
     check_transition,
 )
-from ._storage import JobStorage, Recovery, StaleEventIds, StorageUnavailable
+from ._storage import (
+    CreationsRefused,
+    JobsFenced,
+    JobStorage,
+    Recovery,
+    StaleEventIds,
+    StorageUnavailable,
+)
 from ._subscription import SUBSCRIBER_OVERFLOW, Subscription
 
 #: Error code of the event that opens a replay whose oldest events were dropped.
@@ -68,6 +75,7 @@ __all__ = [
     "Artifact",
     "Broadcaster",
     "Commit",
+    "CreationsRefused",
     "DataDirLock",
     "DataDirLocked",
     "EtaEstimator",
@@ -91,6 +99,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JobStorage",
+    "JobsFenced",
     "JsonObject",
     "LogLine",
     "MemoryStorage",

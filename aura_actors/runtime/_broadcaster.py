@@ -18,20 +18,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
 
 from ..protocol import TERMINAL_EVENT_TYPES, AnyEventData
 from ._events import EVENT_TYPE_OF as _TYPE_OF
-from ._events import Event, JsonObject
+from ._events import Event
 from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
 from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
-from ._records import Commit, JobRecord, LogLine
-from ._storage import JobStorage, StaleEventIds, StorageUnavailable
+from ._outgoing import CommitWaiter, InboxItem, Outgoing
+from ._records import Commit, JobRecord
+from ._refusals import drop_creations, drop_refused, restamp, split_fenced
+from ._storage import CreationsRefused, JobsFenced, JobStorage, StaleEventIds, StorageUnavailable
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -46,40 +48,6 @@ RESTAMP_ATTEMPTS = 8
 INBOX_HIGH_WATER = 4096
 
 
-@dataclass(slots=True, eq=False)
-class CommitWaiter:
-    """Set once the items it waits for are stored (``error`` is ``None``) or refused."""
-
-    done: trio.Event = field(default_factory=trio.Event)
-    error: StorageUnavailable | None = None
-
-    def resolve(self, error: StorageUnavailable | None = None) -> None:
-        self.error = error
-        self.done.set()
-
-
-@dataclass(slots=True, eq=False)
-class Outgoing:
-    """An item of the broadcaster's inbox (a plain event goes as a pair: see ``send_event``).
-
-    An event of ``job`` (its typed ``payload``), optionally with the job's
-    snapshot to store and its log lines; ``create`` marks the job's first event,
-    which also inserts its record. An item without a job is a barrier: its
-    ``waiter`` is resolved once everything sent before it is stored.
-    """
-
-    job: Job | None
-    payload: AnyEventData | None = None
-    snapshot: JsonObject | None = None
-    logs: list[LogLine] | None = None
-    create: bool = False
-    waiter: CommitWaiter | None = None
-
-
-#: What the inbox holds: an :class:`Outgoing`, or a plain event as ``(job, payload)``.
-InboxItem = Outgoing | tuple["Job", AnyEventData]
-
-
 class Broadcaster:
     """The broadcaster actor. Send with :meth:`send_event` or :meth:`send`; run :meth:`run`."""
 
@@ -92,12 +60,16 @@ class Broadcaster:
         max_batch: int = 2048,
         fanout_slice: int = 64,
         observer: RuntimeObserver | None = None,
+        on_fenced: Callable[[list[Job]], None] | None = None,
     ) -> None:
         self.storage = storage
         self.hub = hub
         self.observer: RuntimeObserver = observer or NullObserver()
         # Commits are timed only for an observer: unobserved, a wake-up saves a call.
         self._timed = observer is not None
+        #: Called with the jobs whose writes storage refused for good (held elsewhere:
+        #: fenced), their writes dropped from then on: the runtime cancels their actors.
+        self.on_fenced = on_fenced
         self._ids = id_generator or EventIdGenerator()
         self._max_batch = max_batch
         self._fanout_slice = max(1, fanout_slice)
@@ -224,6 +196,7 @@ class Broadcaster:
         """Stamp each event of ``items`` with its id and stage it; note each barrier's waiter."""
         next_id = self._ids.next_id
         events = self._commit.events
+        fences = self._commit.fences
         jobs = self._staged_jobs
         for item in items:
             extras = None
@@ -236,6 +209,12 @@ class Broadcaster:
                     self._waiters.append((item.waiter, None))
                     continue
                 job, payload, extras = item.job, item.payload, item
+            if job.fenced:  # held elsewhere now: it writes nothing more
+                if extras is not None and extras.waiter is not None:
+                    extras.waiter.resolve(StorageUnavailable("the job is held elsewhere"))
+                continue
+            if job.fence is not None:
+                fences[job.id] = job.fence
             event_id = next_id()
             event = Event(
                 event_id, _TYPE_OF[type(payload)], None, job.id, job.owner, payload=payload
@@ -265,13 +244,12 @@ class Broadcaster:
 
     async def _flush(self) -> bool:
         """Store the staged commit, then fan it out; ``False`` if storage failed."""
-        commit = self._commit
         began = time.perf_counter() if self._timed else 0.0
         try:
             try:
-                await self.storage.commit(commit)
-            except StaleEventIds as exc:
-                await self._commit_restamping(exc)
+                await self.storage.commit(self._commit)
+            except (StaleEventIds, JobsFenced, CreationsRefused) as refusal:
+                await self._commit_after(refusal)
         except StorageUnavailable as exc:
             self.observer.commit_failed()
             if self.storage_error is None:
@@ -280,6 +258,7 @@ class Broadcaster:
             self._refuse_creations(exc)
             return False
         stored_at = time.perf_counter()
+        commit = self._commit  # what was stored: refused jobs may have been taken out
         if self._timed:
             self.observer.committed(stored_at - began, commit.events)
         if self.storage_error is not None:
@@ -297,33 +276,39 @@ class Broadcaster:
         self._commit, self._staged_jobs = Commit([], {}, {}, []), []
         return True
 
-    async def _commit_restamping(self, stale: StaleEventIds) -> None:
-        """After ``stale`` (another writer of a shared store stored newer ids), stamp the batch
-        again after them and retry: ``RESTAMP_ATTEMPTS`` commits in all, then it fails."""
-        for _ in range(RESTAMP_ATTEMPTS - 2):
-            self._restamp_after(stale.newest)
+    async def _commit_after(self, refusal: StorageUnavailable) -> None:
+        """After a refused commit, mend the batch and commit again until it is stored: stamp
+        it again after a shared store's newer ids (``StaleEventIds``: ``RESTAMP_ATTEMPTS``
+        in a row, then it counts as failing), drop the jobs it may not write (fenced) or
+        create (refused by the store's limits). Each refusal but a stale one drops a job."""
+        restamped = 0
+        while True:
+            if isinstance(refusal, StaleEventIds):
+                restamped += 1
+                if restamped >= RESTAMP_ATTEMPTS:
+                    raise refusal
+                self._ids.resume_after(refusal.newest)  # new ids after it: none was published
+                restamp(self._commit, self._staged_jobs, self._ids)
+            elif isinstance(refusal, JobsFenced):
+                self._fence_off(refusal)
+            else:
+                assert isinstance(refusal, CreationsRefused)
+                self._commit, self._staged_jobs, self._waiters = drop_refused(
+                    self._commit, self._staged_jobs, self._waiters, refusal
+                )
             try:
                 await self.storage.commit(self._commit)
                 return
-            except StaleEventIds as exc:
-                stale = exc
-        self._restamp_after(stale.newest)
-        await self.storage.commit(self._commit)
+            except (StaleEventIds, JobsFenced, CreationsRefused) as again:
+                refusal = again
 
-    def _restamp_after(self, newest: EventId) -> None:
-        """Give every staged event a new id after ``newest`` (none was published yet)."""
-        self._ids.resume_after(newest)
-        renamed: dict[str, str] = {}
-        for event, job in zip(self._commit.events, self._staged_jobs, strict=True):
-            new_id = self._ids.next_id()
-            renamed[str(event.id)] = str(new_id)
-            event.id = new_id
-            job.last_event_id = new_id
-        commit = self._commit
-        for data in [*commit.snapshots.values(), *(record.data for record in commit.created)]:
-            old = data.get("lastEventId")
-            if old in renamed:
-                data["lastEventId"] = renamed[old]
+    def _fence_off(self, refusal: JobsFenced) -> None:
+        """Drop the jobs ``refusal`` names (``split_fenced``) and tell :attr:`on_fenced`."""
+        self._commit, self._staged_jobs, fenced = split_fenced(
+            self._commit, self._staged_jobs, refusal
+        )
+        if self.on_fenced is not None:
+            self.on_fenced(fenced)
 
     async def _fan_out(self, events: list[Event], jobs: list[Job]) -> None:
         """Offer a large stored batch to the hub, a slice at a time.
@@ -376,15 +361,9 @@ class Broadcaster:
 
     def _refuse_creations(self, error: StorageUnavailable) -> None:
         """Drop the new jobs of a failed commit and tell their submitters (they get a 503)."""
-        refused = {job.id for waiter, job in self._waiters if job is not None}
-        if not refused:
-            return
-        for waiter, job in self._waiters:
-            if job is not None:
-                waiter.resolve(error)
-        self._waiters = [(w, j) for w, j in self._waiters if j is None]
-        self._commit = self._commit.without_jobs(refused)
-        self._staged_jobs = [j for j in self._staged_jobs if j.id not in refused]
+        self._commit, self._staged_jobs, self._waiters = drop_creations(
+            self._commit, self._staged_jobs, self._waiters, error
+        )
 
     def _abandon(self) -> None:
         """Give up on storage (shutting down while it fails): count and log what is lost."""

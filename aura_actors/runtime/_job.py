@@ -18,10 +18,11 @@ from ..protocol import (
     JobStatusData,
     WarningData,
 )
-from ._broadcaster import Broadcaster, CommitWaiter, Outgoing
+from ._broadcaster import Broadcaster
 from ._events import JsonObject
 from ._history import JobHistory
 from ._ids import EventId
+from ._outgoing import CommitWaiter, Outgoing
 from ._records import JobRecord, LogLine
 from ._stage import Artifact, Stage
 from ._status import JobStatus, check_transition
@@ -73,6 +74,8 @@ class Job:
         "created_at",
         "error",
         "eta_seconds",
+        "fence",
+        "fenced",
         "finished_at",
         "history",
         "id",
@@ -131,6 +134,12 @@ class Job:
         #: The job's events this process published, for replay while it is live
         #: (``None`` for a job an earlier process started: its history is stored).
         self.history: JobHistory | None = None
+        #: In a cluster, the claim attempt under which this worker holds the job: its
+        #: writes carry it, and storage refuses them once the job was taken from it.
+        self.fence: int | None = None
+        #: Set once storage refused this job's writes (it is held elsewhere now): the
+        #: broadcaster drops whatever it sends from then on.
+        self.fenced = False
         self._started_clock: float | None = None
         self._broadcaster = broadcaster
 

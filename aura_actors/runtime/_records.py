@@ -72,6 +72,8 @@ class Commit:
 
     ``events`` are stamped and in id order. ``created`` jobs are inserted;
     ``snapshots`` replaces a job's stored snapshot (with its ``logs`` when given).
+    ``fences`` names, for each job written that this writer holds as a cluster's
+    worker, the claim attempt it writes under (docs/cluster.md, fencing).
     Applied all or nothing.
     """
 
@@ -79,6 +81,7 @@ class Commit:
     snapshots: dict[str, JsonObject] = field(default_factory=dict)
     logs: dict[str, list[LogLine]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    fences: dict[str, int] = field(default_factory=dict)
     # The token, once asked for: a uuid costs more than the rest of a small commit
     # (os.urandom and UUID's checks), and only a store shared by several writers reads it.
     _token: str | None = field(default=None, repr=False)
@@ -103,6 +106,7 @@ class Commit:
             logs={k: v for k, v in self.logs.items() if k not in job_ids},
             events=[e for e in self.events if e.job_id not in job_ids],
             _token=self.token,
+            fences={k: v for k, v in self.fences.items() if k not in job_ids},
         )
 
     def merge(self, later: Commit) -> None:
@@ -111,3 +115,4 @@ class Commit:
         self.snapshots.update(later.snapshots)
         self.logs.update(later.logs)
         self.events.extend(later.events)
+        self.fences.update(later.fences)

@@ -51,6 +51,9 @@ def _resume(runner: JobRunner, pipelines: PipelineRegistry, record: JobRecord) -
         stages = ()
     job = Job.resume(record, stages=stages, broadcaster=runner.broadcaster)
     if not stages:
+        runner.live[job.id] = job  # held until its end is stored, as every ending job
+        if job.status is JobStatus.QUEUED:  # Queued -> Failed is no transition
+            job.start_attempt(runner.config.node_name)
         job.finish_failed("interrupted", "the job's pipeline is gone", "submit it again", [])
         runner.retire_soon(job)
         return None

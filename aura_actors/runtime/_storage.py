@@ -38,6 +38,29 @@ class StaleEventIds(StorageUnavailable):
         self.newest = newest
 
 
+class JobsFenced(StorageUnavailable):
+    """A commit was refused whole because it writes jobs this writer may not write:
+    ``job_ids`` are held by another worker, or by this one under a newer claim (a
+    cluster's fencing, docs/cluster.md). The broadcaster drops everything about
+    them, stops writing them, and commits the rest at once."""
+
+    def __init__(self, message: str, job_ids: frozenset[str]) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids
+
+
+class CreationsRefused(StorageUnavailable):
+    """A commit was refused whole because a shared store's admission limits refuse new
+    jobs in it: ``refusals`` maps each such job's id to the code of the refusal
+    (``queue_full``: the cluster's queue is full; ``user_quota_exceeded``: its owner has
+    the most jobs one user may have). The broadcaster takes those jobs out, tells their
+    submitters, and commits the rest at once."""
+
+    def __init__(self, message: str, refusals: dict[str, str]) -> None:
+        super().__init__(message)
+        self.refusals = refusals
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """What an opened storage holds that the runtime must act on."""

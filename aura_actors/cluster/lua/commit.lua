@@ -23,8 +23,18 @@ local snapshots = section(3)
 local logs = section(2)
 local events = section(6)
 -- With the dispatch queue (a cluster's nodes): the committing node's name and the
--- commit's token; else nil.
+-- commit's token, then the fences (job, claim attempt) of the jobs it writes as their
+-- worker; else nil.
+-- Then the admission limits ('' for none): jobs queued in the cluster, jobs one owner
+-- may have Queued or Running.
 local node, token = ARGV[i], ARGV[i + 1]
+local fences = {}
+local max_queued, max_per_owner
+if node then
+  i = i + 2
+  for _, f in ipairs(section(2)) do fences[f[1]] = f[2] end
+  max_queued, max_per_owner = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+end
 local meta = P .. 'meta'
 local applied = token and P .. 'applied:' .. token
 
@@ -43,15 +53,36 @@ local function already_applied()
   return false
 end
 
--- A job a worker has claimed ends only by that worker's commits: another node's
--- commit ending it while still Queued (a cancel that lost the race to the claim) is refused.
+-- Fencing (a cluster): a job a worker holds (its hash names `worker` and `attempt`) is
+-- written only by that worker, under that claim attempt; a job nobody holds, by any node
+-- without a fence. A commit writing any other job is refused whole, naming them all:
+-- CLAIMED when each is a queued job another node tried to end (a cancel that lost the
+-- race to a claim: ask its worker), else FENCED (a worker's job taken from it).
 if node then
-  for _, s in ipairs(snapshots) do
-    local old = redis.call('HMGET', job_key(s[1]), 'status', 'worker')
-    if old[1] == 'Queued' and TERMINAL[s[2]] and old[2] and old[2] ~= node then
-      return redis.error_reply('CLAIMED job ' .. s[1] .. ' by ' .. old[2] ..
-        ': nothing of this commit was applied')
+  local refused, seen, claimed, only_claimed = {}, {}, nil, true
+  local function check(job, status)
+    if seen[job] then return end
+    seen[job] = true
+    local old = redis.call('HMGET', job_key(job), 'status', 'worker', 'attempt')
+    local fence = fences[job]
+    if not old[1] or (fence and old[2] == node and old[3] == fence) or
+        (not fence and not old[2]) then
+      return
     end
+    table.insert(refused, job)
+    if not fence and old[2] ~= node and old[1] == 'Queued' and status and TERMINAL[status] then
+      claimed = claimed or (job .. ' by ' .. old[2])
+    else
+      only_claimed = false
+    end
+  end
+  for _, s in ipairs(snapshots) do check(s[1], s[2]) end
+  for _, l in ipairs(logs) do check(l[1]) end
+  for _, e in ipairs(events) do check(e[2]) end
+  if #refused > 0 then
+    local tail = ': nothing of this commit was applied; jobs ' .. cjson.encode(refused)
+    if only_claimed then return redis.error_reply('CLAIMED job ' .. claimed .. tail) end
+    return redis.error_reply('FENCED jobs held by another worker or claim attempt' .. tail)
   end
 end
 
@@ -74,6 +105,36 @@ for _, job in ipairs(created) do
   end
 end
 
+-- Admission (a cluster): a new job is refused when its owner has max_per_owner jobs
+-- Queued or Running (the status indexes, every node's), or when max_queued jobs wait in
+-- the cluster's queue, counting those this commit admits before it. A commit creating
+-- any refused job is refused whole, naming each with its code (the runtime drops them).
+if node and (max_queued or max_per_owner) then
+  local refused, any, waiting, owned = {}, false, nil, {}
+  for _, c in ipairs(created) do
+    local job, okey, status = c[1], c[2], c[4]
+    if not TERMINAL[status] then
+      if max_per_owner and owned[okey] == nil then
+        owned[okey] = redis.call('ZCARD', index_key(okey, 'Queued')) +
+          redis.call('ZCARD', index_key(okey, 'Running'))
+      end
+      if status == 'Queued' and waiting == nil then waiting = redis.call('ZCARD', QUEUED) end
+      if max_per_owner and owned[okey] >= max_per_owner then
+        refused[job], any = 'user_quota_exceeded', true
+      elseif max_queued and status == 'Queued' and waiting >= max_queued then
+        refused[job], any = 'queue_full', true
+      else
+        if owned[okey] then owned[okey] = owned[okey] + 1 end
+        if status == 'Queued' then waiting = waiting + 1 end
+      end
+    end
+  end
+  if any then
+    return redis.error_reply('ADMISSION ' .. cjson.encode(refused) ..
+      ': refused by the cluster limits; nothing of this commit was applied')
+  end
+end
+
 local function finished(job, seq)
   redis.call('HSET', job_key(job), 'finished', now)
   redis.call('ZADD', P .. 'ended', now, job)
@@ -93,7 +154,7 @@ for _, c in ipairs(created) do
   add_count(status, pipeline, 1)
   if TERMINAL[status] then finished(job, seq) end
   if node and status == 'Queued' then
-    redis.call('HSET', job_key(job), 'entry', redis.call('XADD', DISPATCH, '*', 'j', job))
+    enqueue(job, okey)
   end
 end
 

@@ -2,6 +2,7 @@
 local job = ARGV[2]
 local old = redis.call('HMGET', job_key(job), 'status', 'seq', 'okey', 'pipeline')
 local status, okey = old[1], old[3]
+unqueue(job)
 drop_history(job, okey)
 redis.call('DEL', logs_key(job), job_key(job))
 for _, key in ipairs({'ended', 'ended-seq', 'expiring'}) do redis.call('ZREM', P .. key, job) end

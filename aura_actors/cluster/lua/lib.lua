@@ -18,8 +18,44 @@ local TERMINAL = {Done = true, Failed = true, Canceled = true}
 local DISPATCH = P .. 'dispatch'
 local GROUP = 'workers'
 
--- Take a job's entry out of the dispatch queue (acknowledged and deleted), if it has one.
+-- Workers: each one's heartbeat key (alive while it exists) and the set of their names.
+local function heartbeat_key(node) return P .. 'worker:' .. node end
+local WORKERS = P .. 'workers'
+
+-- The queue: a job queued and held by no worker waits in its owner's line (a sorted set
+-- by queue order), the owners with waiting jobs take turns in the ring (a list), and
+-- QUEUED holds every waiting job (what --max-queued-jobs bounds). A job gets its dispatch
+-- entry when a worker claims it: the entry is then pending for that worker.
+local QUEUED = P .. 'queued'
+local RING = P .. 'ring'
+local WAKE = P .. 'wake'
+local function line_key(okey) return P .. 'line:' .. okey end
+
+-- Queue a job of owner okey at the end of its owner's line; wake the waiting workers.
+local function enqueue(job, okey)
+  local order = redis.call('INCR', P .. 'queue-seq')
+  redis.call('ZADD', QUEUED, order, job)
+  local line = line_key(okey)
+  if redis.call('ZADD', line, order, job) == 1 and redis.call('ZCARD', line) == 1 then
+    redis.call('RPUSH', RING, okey)
+  end
+  redis.call('XADD', WAKE, 'MAXLEN', '~', 100, '*', 'j', job)
+end
+
+-- Take a job out of the queue, if it waits there (an owner left with none leaves the ring).
+local function unqueue(job)
+  if redis.call('ZREM', QUEUED, job) == 0 then return end
+  local okey = redis.call('HGET', job_key(job), 'okey')
+  if okey and redis.call('ZREM', line_key(okey), job) == 1 and
+      redis.call('ZCARD', line_key(okey)) == 0 then
+    redis.call('LREM', RING, 0, okey)
+  end
+end
+
+-- Take a job out of the queue, and its entry out of the dispatch stream (acknowledged
+-- and deleted), if it has one.
 local function undispatch(job)
+  unqueue(job)
   local entry = redis.call('HGET', job_key(job), 'entry')
   if entry then
     redis.call('XACK', DISPATCH, GROUP, entry)

@@ -1,0 +1,127 @@
+"""Handing back against real Redis: a draining worker gives the jobs it stops back to the
+queue, where another worker claims them, or ends them when no attempt is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+from support.cluster import (
+    holder,
+    kinds,
+    node_store,
+    pending_of,
+    queue_of,
+    record_of,
+    running_broadcaster,
+    start,
+    stream,
+    submit,
+)
+from support.redis import open_store, shared_prefix
+
+from aura_actors.cluster import HandBack, Handed, RedisStorage, hand_back
+from aura_actors.protocol import WarningData
+from aura_actors.runtime import INTERRUPTED, Broadcaster, EventType, Job, JobStatus
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    async with shared_prefix() as name:
+        yield name
+
+
+async def _queue_state(store: RedisStorage) -> tuple[object, ...]:
+    """Job "a"'s hash and the dispatch queue's entries and pending ones."""
+    client, keys = store.client, store.keys
+    entries = [e.identifier for e in await client.xrange(keys.dispatch, "-", "+")]
+    return dict(await client.hgetall(keys.job("a"))), entries, await pending_of(store)
+
+
+async def _running_on_w1(
+    api: RedisStorage, nursery: trio.Nursery
+) -> tuple[RedisStorage, Broadcaster, Job]:
+    """Job "a", stored and queued by api-1, claimed and running on w-1."""
+    w1 = node_store(api, "w-1")
+    w1_b = running_broadcaster(w1, nursery)
+    await queue_of(w1).ensure_group()
+    await submit(running_broadcaster(api, nursery), "a")
+    [claim] = await queue_of(w1).claim(1)
+    return w1, w1_b, await start(w1_b, w1, claim)
+
+
+async def test_a_job_handed_back_is_claimed_and_run_again_by_another_worker(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+        w1, _, job = await _running_on_w1(api, nursery)
+        old_entry = await api.client.hget(api.keys.job("a"), "entry")
+        # Draining: w-1 stops writing the job, then its actor stops (what it writes is dropped).
+        job.fenced = True
+        job.emit(WarningData.build(job_id="a", step=None, message="stopping"))
+        handed = await hand_back(job, queue=queue_of(w1), storage=w1, max_attempts=2)
+        assert handed is Handed.QUEUED
+
+        assert await api.client.hget(api.keys.job("a"), "worker") is None
+        assert await api.client.hget(api.keys.job("a"), "entry") != old_entry
+        assert await pending_of(api) == {}
+        assert await api.client.xlen(api.keys.dispatch) == 0  # it gets an entry at a claim
+        assert await api.client.zrange(api.keys.queued, 0, -1) == ("a",)
+        w2 = node_store(api, "w-2")
+        [claim] = await queue_of(w2).claim(5)
+        assert (claim.job_id, claim.attempt) == ("a", 2)
+        again = await start(running_broadcaster(w2, nursery), w2, claim)
+        assert again.attempt == 2
+        assert kinds(await stream(api, "a")) == [
+            (EventType.JOB_STATUS, "Queued"),
+            (EventType.JOB_STATUS, "Running"),
+            (EventType.WARNING, None),
+            (EventType.JOB_STATUS, "Running"),
+        ]
+        assert await holder(api.client, api, "a") == ("w-2", "2")
+        # Handing it back again is no longer w-1's to do.
+        assert await queue_of(w1).hand_back("a", 1) is HandBack.NOT_HELD
+        nursery.cancel_scope.cancel()
+
+
+async def test_with_no_attempt_left_a_job_handed_back_ends_failed_interrupted(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+        w1, _, job = await _running_on_w1(api, nursery)
+        job.fenced = True
+        assert await hand_back(job, queue=queue_of(w1), storage=w1, max_attempts=1) is Handed.FAILED
+        record = await record_of(api, "a")
+        assert record.status is JobStatus.FAILED
+        assert record.data["error"]["errors"][0]["code"] == INTERRUPTED
+        events = await stream(api, "a")
+        assert kinds(events)[-2:] == [
+            (EventType.JOB_STATUS, "Failed"),
+            (EventType.JOB_FAILED, None),
+        ]
+        assert await api.client.xlen(api.keys.dispatch) == 0
+        assert await queue_of(node_store(api, "w-2")).claim(5) == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_job_whose_cancel_was_asked_for_is_not_handed_back_but_canceled(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+        w1, _, job = await _running_on_w1(api, nursery)
+        before = await _queue_state(api)
+        await api.client.hset(api.keys.job("a"), {"cancel": "1"})
+        assert await queue_of(w1).hand_back("a", 1) is HandBack.CANCEL
+        await api.client.hdel(api.keys.job("a"), ["cancel"])
+        assert await _queue_state(api) == before  # the script changed nothing
+
+        assert await queue_of(api).request_cancel("a") == "w-1"
+        handed = await hand_back(job, queue=queue_of(w1), storage=w1, max_attempts=3)
+        assert handed is Handed.CANCELED
+        assert (await record_of(api, "a")).status is JobStatus.CANCELED
+        assert kinds(await stream(api, "a"))[-1] == (EventType.JOB_CANCELLED, None)
+        assert await api.client.xlen(api.keys.dispatch) == 0
+        nursery.cancel_scope.cancel()
