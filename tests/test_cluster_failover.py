@@ -129,10 +129,12 @@ async def test_a_killed_workers_job_runs_again_on_another_worker(
     async with cluster(tmp_path, prefix) as nodes:
         api = await nodes.client()
         w1 = await nodes.node("worker", "w-1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=80, tick_seconds=0.1))
+        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
         first = await _until_running(api, job)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
+        # Killed first, then w-2 started: w-1 cannot end the job while w-2 starts, and
+        # w-2's reaper takes it over once w-1's heartbeat has expired.
         w1.send_signal(signal.SIGKILL)
+        await nodes.node("worker", "w-2", "--max-attempts", "2")
         events = first + await _resumed(api, job, first)
         assert_strictly_increasing(events)
         again = _rerun(events)
@@ -153,8 +155,8 @@ async def test_a_killed_workers_job_with_no_attempt_left_ends_worker_lost(
         with trio.fail_after(30):
             async with open_sse(api, f"/api/jobs/{job}/events") as stream:
                 first = await stream.until(lambda event: event.event == "step-status")
-        await nodes.node("worker", "w-2")
         w1.send_signal(signal.SIGKILL)
+        await nodes.node("worker", "w-2")
         rest = await _resumed(api, job, first)
         assert rest[-1].event == "job-failed", [e.event for e in rest]
         assert rest[-1].data["errors"][0]["code"] == "worker_lost"
@@ -169,10 +171,10 @@ async def test_a_paused_worker_never_writes_to_the_job_taken_from_it(
     async with cluster(tmp_path, prefix) as nodes:
         api = await nodes.client()
         w1 = await nodes.node("worker", "w-1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=100, tick_seconds=0.1))
+        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
         first = await _until_running(api, job)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
         w1.send_signal(signal.SIGSTOP)
+        await nodes.node("worker", "w-2", "--max-attempts", "2")
         headers = {"Last-Event-ID": str(first[-1].id)}
         with trio.fail_after(60):
             async with open_sse(api, f"/api/jobs/{job}/events", headers=headers) as stream:
@@ -194,9 +196,9 @@ async def test_a_paused_worker_never_writes_to_the_job_taken_from_it(
         after = events[again:]
         assert events[-1].event == "job-completed", [e.event for e in events]
         assert "job-cancelled" not in {e.event for e in events}
-        # From the takeover on, one run: its progress goes 1, 2, ... 100, never back.
+        # From the takeover on, one run: its progress goes 1, 2, ... 30, never back.
         ticks = [e.data["currentItem"] for e in after if e.event == "step-progress"]
-        assert ticks == sorted(ticks) and ticks[-1] == 100, ticks
+        assert ticks == sorted(ticks) and ticks[-1] == 30, ticks
         assert_strictly_increasing(events)
         snapshot = await nodes.snapshot(job)
         assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
