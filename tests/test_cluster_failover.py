@@ -63,13 +63,14 @@ class Cluster:
         self.common = ["--redis", SHARED_URL, "--redis-prefix", prefix, "--log-format", "json"]
         self.common += ["--worker-timeout", TIMEOUT]
         self.api: httpx.AsyncClient | None = None
+        self.api_node: ServerProcess | None = None
 
     async def node(self, role: str, name: str, *extra: str) -> ServerProcess:
         args = [*self.common, "--role", role, "--node-name", name, *extra]
         return await self.stack.enter_async_context(server_process(self.data_dir, args))
 
     async def client(self) -> httpx.AsyncClient:
-        api = await self.node("api", "api-1")
+        api = self.api_node = await self.node("api", "api-1")
         self.api = await self.stack.enter_async_context(
             httpx.AsyncClient(base_url=api.url, timeout=30)
         )
@@ -129,10 +130,12 @@ async def test_a_killed_workers_job_runs_again_on_another_worker(
     async with cluster(tmp_path, prefix) as nodes:
         api = await nodes.client()
         w1 = await nodes.node("worker", "w-1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=80, tick_seconds=0.1))
+        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
         first = await _until_running(api, job)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
+        # Killed first, then w-2 started: w-1 cannot end the job while w-2 starts, and
+        # w-2's reaper takes it over once w-1's heartbeat has expired.
         w1.send_signal(signal.SIGKILL)
+        await nodes.node("worker", "w-2", "--max-attempts", "2")
         events = first + await _resumed(api, job, first)
         assert_strictly_increasing(events)
         again = _rerun(events)
@@ -153,8 +156,8 @@ async def test_a_killed_workers_job_with_no_attempt_left_ends_worker_lost(
         with trio.fail_after(30):
             async with open_sse(api, f"/api/jobs/{job}/events") as stream:
                 first = await stream.until(lambda event: event.event == "step-status")
-        await nodes.node("worker", "w-2")
         w1.send_signal(signal.SIGKILL)
+        await nodes.node("worker", "w-2")
         rest = await _resumed(api, job, first)
         assert rest[-1].event == "job-failed", [e.event for e in rest]
         assert rest[-1].data["errors"][0]["code"] == "worker_lost"
@@ -169,10 +172,10 @@ async def test_a_paused_worker_never_writes_to_the_job_taken_from_it(
     async with cluster(tmp_path, prefix) as nodes:
         api = await nodes.client()
         w1 = await nodes.node("worker", "w-1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=100, tick_seconds=0.1))
+        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
         first = await _until_running(api, job)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
         w1.send_signal(signal.SIGSTOP)
+        await nodes.node("worker", "w-2", "--max-attempts", "2")
         headers = {"Last-Event-ID": str(first[-1].id)}
         with trio.fail_after(60):
             async with open_sse(api, f"/api/jobs/{job}/events", headers=headers) as stream:
@@ -194,9 +197,9 @@ async def test_a_paused_worker_never_writes_to_the_job_taken_from_it(
         after = events[again:]
         assert events[-1].event == "job-completed", [e.event for e in events]
         assert "job-cancelled" not in {e.event for e in events}
-        # From the takeover on, one run: its progress goes 1, 2, ... 100, never back.
+        # From the takeover on, one run: its progress goes 1, 2, ... 30, never back.
         ticks = [e.data["currentItem"] for e in after if e.event == "step-progress"]
-        assert ticks == sorted(ticks) and ticks[-1] == 100, ticks
+        assert ticks == sorted(ticks) and ticks[-1] == 30, ticks
         assert_strictly_increasing(events)
         snapshot = await nodes.snapshot(job)
         assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
@@ -258,3 +261,34 @@ async def test_sigterm_hands_a_long_job_back_within_the_drain_and_exits_0(
         assert ticks == sorted(ticks) and ticks[-1] == 30, ticks
         snapshot = await nodes.snapshot(job)
         assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
+
+
+async def test_sigterm_on_an_api_node_ends_its_streams_and_the_job_goes_on(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with cluster(tmp_path, prefix) as nodes:
+        api = await nodes.client()
+        other = await nodes.node("api", "api-2")
+        two = await nodes.stack.enter_async_context(
+            httpx.AsyncClient(base_url=other.url, timeout=30)
+        )
+        await nodes.node("worker", "w-1")
+        api_1 = nodes.api_node
+        assert api_1 is not None
+        job = await create_job(api, _job(ticks=1, tick_seconds=600))  # runs until cancelled
+        with trio.fail_after(30):
+            async with open_sse(api, f"/api/jobs/{job}/events") as stream:
+                seen = await stream.until(lambda event: event.event == "step-status")
+                api_1.send_signal(signal.SIGTERM)
+                seen += await stream.rest()  # the node ends it: the job cannot have ended
+            await _exits_0(api_1)
+        assert not seen[-1].is_terminal
+        # The job goes on: a client resumes on api-2, and a cancel there ends it.
+        headers = {"Last-Event-ID": str(seen[-1].id)}
+        with trio.fail_after(30):
+            async with open_sse(two, f"/api/jobs/{job}/events", headers=headers) as resumed:
+                answer = await two.post(f"/api/jobs/{job}/cancel")
+                assert answer.status_code == 202, answer.text
+                rest = await resumed.rest()
+        assert rest[-1].event == "job-cancelled", [e.event for e in rest]
+        assert_strictly_increasing(seen + rest)

@@ -100,6 +100,8 @@ class ClusterJobs:
                 raise StorageFailing(str(exc)) from exc
             if fresh is None:
                 raise JobNotFound(record.id)
+            if worker is not None and fresh.status is JobStatus.CANCELED:
+                return fresh  # the worker ended it at once: this cancel's answer
             if fresh.status.is_terminal:
                 raise JobAlreadyFinished(fresh.id, fresh.status.value)
             if worker is not None:
