@@ -50,9 +50,9 @@ class RoundRobinProxy:
         await trio.serve_listeners(self._handle, listeners)
 
     async def _connect(self) -> tuple[str, trio.SocketStream] | None:
-        for _ in range(len(self.backends)):
-            backend = self.backends[self._next % len(self.backends)]
-            self._next += 1
+        start, self._next = self._next, self._next + 1
+        for offset in range(len(self.backends)):  # each backend once, from this turn's on
+            backend = self.backends[(start + offset) % len(self.backends)]
             try:
                 return backend, await trio.open_tcp_stream(*_address(backend))
             except OSError:
