@@ -46,6 +46,7 @@ def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
         assert set(event.data) == DATA_KEYS[event.event], (event.event, event.data)
         assert event.data["jobId"] == job_id
     first, second = events[0], events[1]
+    assert [first.event, second.event] == ["job-status", "job-status"], summary(events)
     assert (first.event, first.data["status"], first.data["previousStatus"]) == (
         "job-status",
         "Queued",
@@ -64,7 +65,7 @@ def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
     ]
     assert [
         (e.data["step"], e.data["stepIndex"], e.data["totalSteps"], e.data["state"]) for e in steps
-    ] == expected_steps
+    ] == expected_steps, summary(events)
     progress = [e.data["progressPct"] for e in events if "progressPct" in e.data]
     assert progress == sorted(progress), "progress went backwards"
     assert all(0 <= pct <= 100 for pct in progress)
