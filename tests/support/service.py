@@ -48,6 +48,8 @@ WORKER_SLOTS = 2
 #: The cluster's settings, for what the contract tests look at.
 CLUSTER_KEEPALIVE = 0.2
 CLUSTER_PING_INTERVAL = 0.2
+#: The cluster's CORS origins (``--cors-origin``).
+CORS_ORIGINS = ("http://localhost:5173", "https://app.example.test:8443")
 _USERS = 2000
 #: The cluster's nodes: name and role.
 NODES = (("api-1", "api"), ("api-2", "api"), ("w-1", "worker"), ("w-2", "worker"))
@@ -75,12 +77,14 @@ class Service:
         """The auth header as ``(name, value)`` pairs, for raw requests."""
         return list(self.auth.items())
 
-    def client(self, **options: Any) -> httpx.AsyncClient:
-        """An HTTP client for this service (on a cluster: a new connection per request)."""
+    def client(self, *, auth: bool = True, **options: Any) -> httpx.AsyncClient:
+        """An HTTP client for this service (on a cluster: a new connection per request),
+        with this test's user's token unless ``auth`` is false."""
         options.setdefault("timeout", 10)
         if self.is_cluster:
             options.setdefault("limits", httpx.Limits(max_keepalive_connections=0))
-        return httpx.AsyncClient(base_url=self.url, headers=self.auth, **options)
+        headers = self.auth if auth else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, **options)
 
     def ws_url(self, job_id: str, query: str = "") -> str:
         """The job's WebSocket URL (with this test's ``access_token`` when auth is on)."""
@@ -113,9 +117,13 @@ class ClusterHarness:
         self._token: trio.lowlevel.TrioToken | None = None
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
 
+    def next_token(self) -> str:
+        """The token of a user no test had before."""
+        return next(self._unused)
+
     def next_auth(self) -> dict[str, str]:
         """The ``Authorization`` header of a user no test had before."""
-        return {"Authorization": f"Bearer {next(self._unused)}"}
+        return {"Authorization": f"Bearer {self.next_token()}"}
 
     def start(self) -> None:
         self._thread.start()
@@ -150,6 +158,8 @@ class ClusterHarness:
             common += ["--auth-tokens", str(tokens), "--abuse-cooldown", "0"]
             common += ["--keepalive", str(CLUSTER_KEEPALIVE)]
             common += ["--websocket-ping-interval", str(CLUSTER_PING_INTERVAL)]
+            for origin in CORS_ORIGINS:
+                common += ["--cors-origin", origin]
             nodes: dict[str, ServerProcess] = {}
             for name, role in (
                 ("api-1", "api"),
