@@ -63,6 +63,8 @@ class Service:
     url: str
     #: Jobs that run at once; one more waits ``Queued``.
     capacity: int
+    #: The data dir (the cluster's nodes share one).
+    data_dir: Path = Path()
     #: ``Authorization`` header of this test's user (empty when auth is off).
     auth: dict[str, str] = field(default_factory=dict)
     #: The in-process server (``process`` kind only).
@@ -71,6 +73,12 @@ class Service:
     @property
     def is_cluster(self) -> bool:
         return self.kind == CLUSTER
+
+    @property
+    def token(self) -> str | None:
+        """This test's user's token (``None`` when auth is off)."""
+        header = self.auth.get("Authorization")
+        return None if header is None else header.removeprefix("Bearer ")
 
     @property
     def auth_pairs(self) -> list[tuple[str, str]]:
@@ -90,7 +98,7 @@ class Service:
         """The job's WebSocket URL (with this test's ``access_token`` when auth is on)."""
         parts = [query] if query else []
         if self.auth:
-            parts.append("access_token=" + self.auth["Authorization"].removeprefix("Bearer "))
+            parts.append(f"access_token={self.token}")
         url = self.url.replace("http://", "ws://") + f"/api/jobs/{job_id}/ws"
         return f"{url}?{'&'.join(parts)}" if parts else url
 
@@ -239,9 +247,15 @@ async def service(
     if cluster_or_none is None:
         async with run_server(service_settings, data_dir=tmp_path) as server:
             capacity = server.settings.runtime.max_concurrent_jobs
-            yield Service(PROCESS, server.url, capacity, server=server)
+            yield Service(PROCESS, server.url, capacity, tmp_path, server=server)
         return
-    service = Service(CLUSTER, cluster_or_none.url, 2 * WORKER_SLOTS, cluster_or_none.next_auth())
+    service = Service(
+        CLUSTER,
+        cluster_or_none.url,
+        2 * WORKER_SLOTS,
+        cluster_or_none.directory / "data",
+        cluster_or_none.next_auth(),
+    )
     yield service
     await _cancel_unfinished(service)
 
