@@ -149,6 +149,7 @@ async def test_queue_full_is_its_own_error(tmp_path: Path) -> None:
             await client.cancel_job(running.id)
 
 
+@one_process("a server of its own, stopped before the request")
 async def test_an_unreachable_server_is_a_connection_failure(tmp_path: Path) -> None:
     async with run_server(data_dir=tmp_path) as server:
         url = server.url
@@ -157,6 +158,7 @@ async def test_an_unreachable_server_is_a_connection_failure(tmp_path: Path) -> 
             await client.get_job("x")
 
 
+@one_process("tokens of its own")
 async def test_auth_token_is_sent_and_a_missing_one_stops_every_stream(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"secret-a": "alice"})
     settings = ServerSettings.of(auth_tokens=tokens)
