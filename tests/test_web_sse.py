@@ -233,7 +233,8 @@ async def test_replay_after_last_event_id_header_or_query(client: httpx.AsyncCli
     # checks that ids compare as integer pairs, not as strings ("M-10" is after "M-9").
     burst = {"pipeline": "synthetic", "params": {"stages": 50, "ticks": 1, "tickSeconds": 0}}
     job_id = await create(client, burst)
-    with trio.fail_after(10):
+    # Some hundreds of streams, each a new connection in the cluster: a bound for a hang.
+    with trio.fail_after(60):
         await read_sse(client, f"/api/jobs/{job_id}/events")  # to the end of the job
         # Now the retained history: what every replay below is cut from.
         events = await read_sse(client, f"/api/jobs/{job_id}/events")
