@@ -19,6 +19,15 @@ from typing import Any, Protocol
 import pytest
 import trio
 import trio.testing
+from support.service import (  # noqa: F401 - fixtures of the HTTP contract tests
+    client,
+    cluster,
+    cluster_or_none,
+    parametrize_service,
+    process_server,
+    service,
+    service_settings,
+)
 
 from aura_actors.pipelines import SyntheticPipeline, VideoPipeline
 from aura_actors.runtime import (
@@ -222,3 +231,16 @@ def latest_progress_before_each_event(events: Sequence[Event]) -> list[Event]:
             wanted.append(previous)
         previous = event
     return wanted
+
+
+# -- the service a contract test talks to (support/service.py) ---------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "one_process(reason): the test runs against the one-process server only"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_service(metafunc)

@@ -1,4 +1,9 @@
-"""The Python client against the real server (in process): REST, typed events, SSE, WebSocket."""
+"""The Python client against the real server: REST, typed events, SSE, WebSocket.
+
+Each test runs against one process and against a cluster behind a round-robin
+load balancer (``service``, tests/support/service.py), but those marked
+``one_process`` (or starting a server of their own).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 from support.servers import InProcessServer, run_server, write_tokens
+from support.service import Service, one_process
 from support.streams import Ev, read_sse, wait_until
 
 from aura_actors.client import (
@@ -40,14 +45,13 @@ WAITING: dict[str, Any] = {"stages": 1, "ticks": 1, "tickSeconds": 600}
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings.of(max_concurrent_jobs=8), data_dir=tmp_path) as server:
-        yield server
+def service_settings() -> ServerSettings:
+    return ServerSettings.of(max_concurrent_jobs=8)
 
 
 @pytest.fixture
-async def client(server: InProcessServer) -> AsyncIterator[AuraClient]:
-    async with AuraClient(server.url) as client:
+async def client(service: Service) -> AsyncIterator[AuraClient]:
+    async with AuraClient(service.url, service.token) as client:
         yield client
 
 
@@ -133,6 +137,7 @@ async def test_errors_are_typed(client: AuraClient) -> None:
             await client.create_job("no-such-pipeline")
 
 
+@one_process("--max-queued-jobs is not counted cluster-wide yet (docs/cluster.md)")
 async def test_queue_full_is_its_own_error(tmp_path: Path) -> None:
     settings = ServerSettings.of(max_concurrent_jobs=1, max_queued_jobs=0)
     async with run_server(settings, data_dir=tmp_path) as server, AuraClient(server.url) as client:
@@ -144,6 +149,7 @@ async def test_queue_full_is_its_own_error(tmp_path: Path) -> None:
             await client.cancel_job(running.id)
 
 
+@one_process("a server of its own, stopped before the request")
 async def test_an_unreachable_server_is_a_connection_failure(tmp_path: Path) -> None:
     async with run_server(data_dir=tmp_path) as server:
         url = server.url
@@ -152,6 +158,7 @@ async def test_an_unreachable_server_is_a_connection_failure(tmp_path: Path) -> 
             await client.get_job("x")
 
 
+@one_process("tokens of its own")
 async def test_auth_token_is_sent_and_a_missing_one_stops_every_stream(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"secret-a": "alice"})
     settings = ServerSettings.of(auth_tokens=tokens)
@@ -176,7 +183,7 @@ async def test_auth_token_is_sent_and_a_missing_one_stops_every_stream(tmp_path:
 
 
 async def test_events_are_typed_and_match_an_independent_sse_reader(
-    server: InProcessServer, client: AuraClient, tmp_path: Path
+    service: Service, client: AuraClient
 ) -> None:
     with trio.fail_after(20):
         job = await client.create_job(
@@ -184,7 +191,7 @@ async def test_events_are_typed_and_match_an_independent_sse_reader(
         )
         events = await collect(client, job.id)  # live
         replayed = await collect(client, job.id)  # from the history, progress compacted
-        async with httpx.AsyncClient(base_url=server.url) as http:
+        async with service.client() as http:
             reference = await read_sse(http, f"/api/jobs/{job.id}/events")
     assert triples(replayed) == ev_triples(reference)
     assert compact(events) == replayed
@@ -201,7 +208,7 @@ async def test_events_are_typed_and_match_an_independent_sse_reader(
     assert [e.progress_pct for e in progress] == sorted(e.progress_pct for e in progress)
     final = events[-1]
     assert isinstance(final, JobCompletedEvent) and final.is_terminal
-    assert final.artifacts and all((tmp_path / a.path).is_file() for a in final.artifacts)
+    assert final.artifacts and all((service.data_dir / a.path).is_file() for a in final.artifacts)
     assert sum(event.is_terminal for event in events) == 1
 
 
@@ -263,9 +270,7 @@ async def test_all_events_follows_every_job(client: AuraClient) -> None:
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
 
 
-async def test_all_events_without_an_id_starts_at_connection(
-    server: InProcessServer, client: AuraClient
-) -> None:
+async def test_all_events_without_an_id_starts_at_connection(client: AuraClient) -> None:
     with trio.fail_after(10):
         before = await client.create_job("synthetic", QUICK)
         await client.wait(before.id)
@@ -283,9 +288,11 @@ async def test_all_events_without_an_id_starts_at_connection(
     assert got[0].job_id == after.id
 
 
+@one_process("counts the runtime's subscribers")
 async def test_cancelling_the_caller_closes_the_stream_on_the_server(
-    server: InProcessServer, client: AuraClient
+    process_server: InProcessServer, client: AuraClient
 ) -> None:
+    server = process_server
     assert server.runtime is not None
     runtime = server.runtime
     with trio.fail_after(10):
@@ -359,9 +366,9 @@ async def test_websocket_of_an_unknown_job_is_not_found(client: AuraClient) -> N
 # -- the sync facade ----------------------------------------------------------------------
 
 
-async def test_sync_facade(server: InProcessServer) -> None:
+async def test_sync_facade(service: Service) -> None:
     def script() -> tuple[JobSnapshot, Event | None, list[str]]:
-        client = SyncClient(server.url)
+        client = SyncClient(service.url, service.token)
         job = client.create_job("synthetic", QUICK)
         seen: list[str] = []
         final = client.follow(job.id, on_event=lambda event: seen.append(str(event.type)))

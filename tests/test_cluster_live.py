@@ -140,6 +140,37 @@ async def test_after_the_feed_was_away_subscribers_get_what_was_committed_meanwh
             nursery.cancel_scope.cancel()
 
 
+async def test_an_owners_events_reach_its_subscribers_in_id_order_whichever_node_wrote_them(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Several nodes write one owner's stream. An event this node commits (its broadcaster
+    offers it to the hub at once) must not overtake older events of another node that
+    the feed has not read yet: an owner's subscriptions would drop those as passed. So
+    they get every event from the feed, in the stream's order, the node's own too."""
+    script = Script()
+    older = run_script(script.life("a", "alice", runs=[0]))[:4]  # the worker's
+    newer = run_script(script.life("b", "alice", runs=[0]))[:1]  # this node's, after them
+    async with open_store(tmp_path, prefix, node="api-1") as api:
+        hub = Hub()
+        worker = _worker_store(api, prefix, tmp_path)
+        owner = _owner_subscription(api, hub, "alice", None)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(LiveFeed(api, hub).run)
+            await worker.commit(older[0])
+            assert await _ids(owner, 1) == [older[0].events[0].id]
+            nursery.cancel_scope.cancel()
+        # The feed is behind (here: away) while the worker commits and this node commits
+        # a newer event and offers it to the hub, as its broadcaster does.
+        await _commit_all(worker, older[1:])
+        await api.commit(newer[0])
+        hub.publish_run(list(newer[0].events))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(LiveFeed(api, hub).run)
+            expected = [e.id for e in events_of(older[1:] + newer, "a") + newer[0].events]
+            assert await _ids(owner, len(expected)) == expected
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_killed_pubsub_connection_is_made_again(tmp_path: Path) -> None:
     script = Script()
     commits = run_script(script.life("a", None, runs=[0]))

@@ -1,16 +1,21 @@
-"""Auth (every route × no token, bad token, owner, other user; header and query) and CORS."""
+"""Auth (every route × no token, bad token, owner, other user; header and query) and CORS.
+
+Each test runs against one process and against a cluster behind a round-robin
+load balancer (``service``, tests/support/service.py), but those marked
+``one_process``; in the cluster, alice and bob are two of its users.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
-from support.servers import InProcessServer, run_server, write_tokens
+from support.servers import run_server, write_tokens
+from support.service import CORS_ORIGINS, ClusterHarness, Service, one_process
 from support.streams import Ev, open_sse, read_sse
 
 from aura_actors.web import ServerSettings
@@ -22,12 +27,21 @@ WAITING = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSec
 VIDEO = {"pipeline": "video", "params": {"topic": "tides", "durationSeconds": 5, "speed": 1000}}
 
 
+ALLOWED = CORS_ORIGINS
+
+
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
+def service_settings(tmp_path: Path) -> ServerSettings:
     tokens = write_tokens(tmp_path / "tokens.json", TOKENS)
-    settings = ServerSettings.of(auth_tokens=tokens, max_concurrent_jobs=8)
-    async with run_server(settings, data_dir=tmp_path / "data") as server:
-        yield server
+    return ServerSettings.of(auth_tokens=tokens, max_concurrent_jobs=8, cors_origins=ALLOWED)
+
+
+@pytest.fixture
+def users(cluster_or_none: ClusterHarness | None) -> tuple[str, str]:
+    """The tokens of alice and bob: two users of the service."""
+    if cluster_or_none is None:
+        return ALICE, BOB
+    return cluster_or_none.next_token(), cluster_or_none.next_token()
 
 
 def credentials(token: str | None, via: str) -> dict[str, Any]:
@@ -51,8 +65,9 @@ def assert_not_found(response: httpx.Response) -> None:
 
 
 @pytest.mark.parametrize("via", ["header", "query"])
-async def test_auth_matrix_every_route(server: InProcessServer, via: str) -> None:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+async def test_auth_matrix_every_route(service: Service, users: tuple[str, str], via: str) -> None:
+    ALICE, BOB = users
+    async with service.client(auth=False) as client:
 
         async def call(method: str, path: str, token: str | None, **kw: Any) -> httpx.Response:
             options = credentials(token, via)
@@ -116,8 +131,11 @@ async def test_auth_matrix_every_route(server: InProcessServer, via: str) -> Non
             assert (await client.get("/openapi.json")).status_code == 200
 
 
-async def test_malformed_authorization_headers_are_401(server: InProcessServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+async def test_malformed_authorization_headers_are_401(
+    service: Service, users: tuple[str, str]
+) -> None:
+    ALICE, _ = users
+    async with service.client(auth=False) as client:
         for value in ("Basic dG9rOnRvaw==", ALICE, "Bearer", f"Bearer  {ALICE}x", f"Token {ALICE}"):
             assert_unauthorized(await client.get("/api/jobs", headers={"Authorization": value}))
         # The scheme is case-insensitive (RFC 9110 §11.1).
@@ -126,8 +144,11 @@ async def test_malformed_authorization_headers_are_401(server: InProcessServer) 
             assert ok.status_code == 200
 
 
-async def test_multiplexed_streams_never_show_another_users_jobs(server: InProcessServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+async def test_multiplexed_streams_never_show_another_users_jobs(
+    service: Service, users: tuple[str, str]
+) -> None:
+    ALICE, BOB = users
+    async with service.client(auth=False) as client:
         alice_headers = {"Authorization": f"Bearer {ALICE}"}
         seen: dict[str, list[Ev]] = {"alice": [], "bob": []}
         created: dict[str, set[str]] = {"alice": set(), "bob": set()}
@@ -158,6 +179,7 @@ async def test_multiplexed_streams_never_show_another_users_jobs(server: InProce
             assert ALICE not in text and BOB not in text, "a token in an event"
 
 
+@one_process("auth off")
 async def test_auth_off_means_everyone_is_the_same_anonymous_owner(tmp_path: Path) -> None:
     async with (
         run_server(data_dir=tmp_path) as server,
@@ -171,24 +193,14 @@ async def test_auth_off_means_everyone_is_the_same_anonymous_owner(tmp_path: Pat
 
 # -- CORS ----------------------------------------------------------------------------------
 
-ALLOWED = ("http://localhost:5173", "https://app.example.test:8443")
-
-
-@pytest.fixture
-async def cors_server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    tokens = write_tokens(tmp_path / "tokens.json", TOKENS)
-    settings = ServerSettings.of(cors_origins=ALLOWED, auth_tokens=tokens)
-    async with run_server(settings, data_dir=tmp_path / "data") as server:
-        yield server
-
 
 def split(value: str) -> set[str]:
     return {part.strip().lower() for part in value.split(",")}
 
 
 @pytest.mark.parametrize("origin", ALLOWED)
-async def test_preflight_from_an_allowed_origin(cors_server: InProcessServer, origin: str) -> None:
-    async with httpx.AsyncClient(base_url=cors_server.url) as client:
+async def test_preflight_from_an_allowed_origin(service: Service, origin: str) -> None:
+    async with service.client(auth=False) as client:
         for path, method, asked in (
             ("/api/jobs", "POST", "content-type, authorization"),
             ("/api/jobs/some-id/events", "GET", "last-event-id, authorization"),
@@ -214,8 +226,8 @@ async def test_preflight_from_an_allowed_origin(cors_server: InProcessServer, or
     "origin",
     ["http://evil.example", "http://localhost:5174", "https://localhost:5173", "null"],
 )
-async def test_no_cors_headers_for_other_origins(cors_server: InProcessServer, origin: str) -> None:
-    async with httpx.AsyncClient(base_url=cors_server.url) as client:
+async def test_no_cors_headers_for_other_origins(service: Service, origin: str) -> None:
+    async with service.client(auth=False) as client:
         preflight = await client.options(
             "/api/jobs",
             headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
@@ -230,10 +242,11 @@ async def test_no_cors_headers_for_other_origins(cors_server: InProcessServer, o
 
 
 async def test_actual_responses_carry_allow_origin_only_for_allowed_origins(
-    cors_server: InProcessServer,
+    service: Service, users: tuple[str, str]
 ) -> None:
+    ALICE, _ = users
     auth = {"Authorization": f"Bearer {ALICE}"}
-    async with httpx.AsyncClient(base_url=cors_server.url, timeout=10) as client:
+    async with service.client(auth=False) as client:
         origin = ALLOWED[1]
         created = await client.post("/api/jobs", json=QUICK, headers={**auth, "Origin": origin})
         assert created.status_code == 202

@@ -18,17 +18,20 @@ received over all its connections. Then:
 With a fast reader and modest rates U and R are usually identical; the
 contract allows a slow reader (or a replay from the compacted history) to
 skip intermediate progress, so equality is asserted only after compaction.
+
+Each test runs against one process and against a cluster behind a round-robin
+load balancer (``service``, tests/support/service.py): there every reconnect
+lands on the other API node.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 import trio
-from support.servers import InProcessServer, run_server
+from support.service import Service
 from support.streams import (
     Ev,
     assert_strictly_increasing,
@@ -72,9 +75,8 @@ CUTS: dict[str, Callable[[], list[Cut]]] = {
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server:
-        yield server
+def service_settings() -> ServerSettings:
+    return ServerSettings.of(max_concurrent_jobs=1)
 
 
 async def never_disconnects(
@@ -136,12 +138,14 @@ def assert_resumed_equals_reference(resumed: list[Ev], reference: list[Ev]) -> N
 
 
 @pytest.mark.parametrize("cuts", list(CUTS), ids=list(CUTS))
-async def test_disconnect_mid_job_and_resume_loses_nothing(
-    server: InProcessServer, cuts: str
-) -> None:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        # The job waits behind a blocker, so both readers are there from its first event.
-        blocker = (await client.post("/api/jobs", json=WAITING)).json()["id"]
+async def test_disconnect_mid_job_and_resume_loses_nothing(service: Service, cuts: str) -> None:
+    async with service.client() as client:
+        # The job waits behind blockers, so both readers are there from its first event.
+        blockers = [(await client.post("/api/jobs", json=WAITING)).json()["id"]]
+        blockers += [
+            (await client.post("/api/jobs", json=WAITING)).json()["id"]
+            for _ in range(service.capacity - 1)
+        ]
         job_id = (await client.post("/api/jobs", json=JOB)).json()["id"]
         reference: list[Ev] = []
         resumed: list[Ev] = []
@@ -152,18 +156,19 @@ async def test_disconnect_mid_job_and_resume_loses_nothing(
                 nursery.start_soon(resumes, client, job_id, CUTS[cuts](), ready[1], resumed)
                 for event in ready:
                     await event.wait()
-                assert (await client.post(f"/api/jobs/{blocker}/cancel")).status_code == 202
+                for blocker in blockers:
+                    assert (await client.post(f"/api/jobs/{blocker}/cancel")).status_code == 202
     assert_resumed_equals_reference(resumed, reference)
     # Every connection but the first resumed mid-job at least once for these cuts.
     assert len(compact_progress(reference)) >= 4 + 3 * 3
 
 
 async def test_resume_after_the_job_ended_replays_the_rest_from_history(
-    server: InProcessServer,
+    service: Service,
 ) -> None:
     """Disconnected during the job, reconnecting only after it ended: the rest comes from
     the retained history, then the stream ends."""
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+    async with service.client() as client:
         job_id = (await client.post("/api/jobs", json=JOB)).json()["id"]
         path = f"/api/jobs/{job_id}/events"
         with trio.fail_after(15):

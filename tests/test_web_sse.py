@@ -1,13 +1,15 @@
 """Server-Sent Events: headers, exact framing on the wire, keep-alive, replay, end, 204/404/400.
 
 Byte-level checks read the response off a raw socket (h11 only de-chunks);
-the rest go through httpx-sse, a client someone else wrote.
+the rest go through httpx-sse, a client someone else wrote. Each test runs
+against one process and against a cluster behind a round-robin load balancer
+(``service``, tests/support/service.py), but those marked ``one_process``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 import trio
 from support.contract import EVENT_DATA_KEYS, QUICK_JOB, WAITING_JOB
 from support.servers import InProcessServer, run_server
+from support.service import Service, one_process
 from support.streams import (
     Ev,
     RawHttp,
@@ -43,6 +46,7 @@ def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
         assert set(event.data) == DATA_KEYS[event.event], (event.event, event.data)
         assert event.data["jobId"] == job_id
     first, second = events[0], events[1]
+    assert [first.event, second.event] == ["job-status", "job-status"], summary(events)
     assert (first.event, first.data["status"], first.data["previousStatus"]) == (
         "job-status",
         "Queued",
@@ -61,7 +65,7 @@ def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
     ]
     assert [
         (e.data["step"], e.data["stepIndex"], e.data["totalSteps"], e.data["state"]) for e in steps
-    ] == expected_steps
+    ] == expected_steps, summary(events)
     progress = [e.data["progressPct"] for e in events if "progressPct" in e.data]
     assert progress == sorted(progress), "progress went backwards"
     assert all(0 <= pct <= 100 for pct in progress)
@@ -73,28 +77,29 @@ def check_job_stream(events: list[Ev], job_id: str, *, stages: int) -> None:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings.of(keepalive=0.2), data_dir=tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
+def service_settings() -> ServerSettings:
+    return ServerSettings.of(keepalive=0.2, max_concurrent_jobs=4)
 
 
 async def create(client: httpx.AsyncClient, body: Mapping[str, object] = QUICK) -> str:
     return await create_job(client, body)
 
 
+async def fill_slots(client: httpx.AsyncClient, service: Service) -> list[str]:
+    """As many waiting jobs as the service runs at once: the next job stays Queued."""
+    return [await create(client, WAITING) for _ in range(service.capacity)]
+
+
 async def test_headers_retry_line_and_exact_framing_on_the_wire(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
     job_id = await create(client)
     with trio.fail_after(10):
         answer = await raw_request(
-            server.url, "GET", f"/api/jobs/{job_id}/events", [("Accept", "text/event-stream")]
+            service.url,
+            "GET",
+            f"/api/jobs/{job_id}/events",
+            [("Accept", "text/event-stream"), *service.auth_pairs],
         )
     assert answer.status == 200
     assert answer.header("content-type") == "text/event-stream"
@@ -123,6 +128,7 @@ async def test_headers_retry_line_and_exact_framing_on_the_wire(
     assert again[-1] == wire.events[-1]
 
 
+@one_process("settings of its own")
 async def test_retry_is_configurable(tmp_path: Path) -> None:
     async with run_server(ServerSettings.of(sse_retry_ms=2500), data_dir=tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
@@ -173,30 +179,36 @@ async def test_failed_and_warned_jobs_stream_their_contract_payloads(
     assert snapshot["error"] == {"message": failed["errorMessage"], "errors": failed["errors"]}
 
 
-async def test_keep_alive_comments_while_quiet(
-    server: InProcessServer, client: httpx.AsyncClient
-) -> None:
+async def test_keep_alive_comments_while_quiet(service: Service, client: httpx.AsyncClient) -> None:
     job_id = await create(client, WAITING)
-    raw = await RawHttp.connect(server.url)
+    raw = await RawHttp.connect(service.url)
+
+    def quiet_keep_alives(body: bytes) -> int:
+        """Keep-alives after the stream's third event (the job's step started)."""
+        if body.count(b"\nevent: ") < 3:
+            return 0
+        return body.rsplit(b"\nevent: ", 1)[1].count(b": keep-alive\n\n")
+
     try:
         with trio.fail_after(5):
-            await raw.send_request("GET", f"/api/jobs/{job_id}/events")
+            await raw.send_request("GET", f"/api/jobs/{job_id}/events", service.auth_pairs)
             await raw.read_head()
             assert raw.status == 200
             body = bytearray()
-            # Replay (Queued, Running, step Started), then nothing: keep-alives every 0.2 s.
-            while body.count(b": keep-alive\n\n") < 3:
+            # Queued, Running, step Started, then nothing: keep-alives every 0.2 s.
+            while quiet_keep_alives(body) < 3:
                 piece = await raw.read_data()
                 assert piece is not None, "the stream of a running job ended"
                 body.extend(piece)
         wire = parse_sse_wire(bytes(body))
         assert [e.event for e in wire.events] == ["job-status", "job-status", "step-status"]
-        assert wire.comments[:3] == ["keep-alive"] * 3
+        assert wire.items[-3:] == ["keep-alive"] * 3
         assert wire.items[-1] == "keep-alive"
     finally:
         await raw.aclose()
 
 
+@one_process("a keep-alive of an hour: settings of its own")
 async def test_events_are_pushed_as_they_happen(tmp_path: Path) -> None:
     """A live event reaches an open stream without waiting for a keep-alive or a poll.
 
@@ -216,14 +228,13 @@ async def test_events_are_pushed_as_they_happen(tmp_path: Path) -> None:
     assert [e.event for e in rest] == ["job-status", "job-cancelled"]
 
 
-async def test_replay_after_last_event_id_header_or_query(
-    server: InProcessServer, client: httpx.AsyncClient
-) -> None:
+async def test_replay_after_last_event_id_header_or_query(client: httpx.AsyncClient) -> None:
     # A burst of events, several per millisecond. Resuming at crafted ids such as "M-10"
     # checks that ids compare as integer pairs, not as strings ("M-10" is after "M-9").
     burst = {"pipeline": "synthetic", "params": {"stages": 50, "ticks": 1, "tickSeconds": 0}}
     job_id = await create(client, burst)
-    with trio.fail_after(10):
+    # Some hundreds of streams, each a new connection in the cluster: a bound for a hang.
+    with trio.fail_after(60):
         await read_sse(client, f"/api/jobs/{job_id}/events")  # to the end of the job
         # Now the retained history: what every replay below is cut from.
         events = await read_sse(client, f"/api/jobs/{job_id}/events")
@@ -284,7 +295,7 @@ async def test_replay_then_live_for_a_running_job(client: httpx.AsyncClient) -> 
 
 
 async def test_terminal_id_gets_204_and_the_stream_ends_after_the_terminal_event(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
     job_id = await create(client)
     with trio.fail_after(10):
@@ -304,7 +315,8 @@ async def test_terminal_id_gets_204_and_the_stream_ends_after_the_terminal_event
         # One before the terminal id: just the terminal event, then the end.
         tail = await read_sse(client, path, headers={"Last-Event-ID": events[-2].id or ""})
         assert tail == [terminal]
-        raw = await raw_request(server.url, "GET", path, [("Last-Event-ID", events[-2].id or "")])
+        last = [("Last-Event-ID", events[-2].id or ""), *service.auth_pairs]
+        raw = await raw_request(service.url, "GET", path, last)
         wire = parse_sse_wire(raw.body)
         assert wire.events == [terminal]
         assert raw.body.endswith(b"\n\n"), "the stream ends cleanly after the terminal event"
@@ -333,9 +345,11 @@ async def test_malformed_last_event_id_is_400(client: httpx.AsyncClient, bad: st
             assert set(by_header.json()) == {"error"}
 
 
+@one_process("counts the runtime's subscribers")
 async def test_disconnecting_ends_the_subscription_at_once(
-    server: InProcessServer, client: httpx.AsyncClient
+    process_server: InProcessServer, client: httpx.AsyncClient
 ) -> None:
+    server = process_server
     runtime = server.runtime
     assert runtime is not None
     broadcaster = runtime.broadcaster
@@ -370,14 +384,14 @@ async def test_disconnecting_ends_the_subscription_at_once(
 
 
 async def test_all_events_follows_jobs_from_connect_and_never_ends(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
     before = await create(client)
     await read_sse(client, f"/api/jobs/{before}/events")  # finished before the subscription
     with trio.fail_after(10):
-        raw = await RawHttp.connect(server.url)
+        raw = await RawHttp.connect(service.url)
         try:
-            await raw.send_request("GET", "/api/events")
+            await raw.send_request("GET", "/api/events", service.auth_pairs)
             await raw.read_head()
             assert raw.status == 200
             assert ("content-type", "text/event-stream") in raw.headers
@@ -435,34 +449,31 @@ async def test_all_events_resumes_after_last_event_id(client: httpx.AsyncClient)
     assert_strictly_increasing(seen[: cut + 1] + replay)
 
 
-async def test_stream_of_a_queued_job_starts_with_queued(tmp_path: Path) -> None:
-    async with (
-        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
-    ):
-        blocker = await create(client, WAITING)
-        queued = await create(client)
-        with trio.fail_after(10):
-            async with open_sse(client, f"/api/jobs/{queued}/events") as stream:
-                first = await stream.next()
-                assert (first.event, first.data["status"]) == ("job-status", "Queued")
+async def test_stream_of_a_queued_job_starts_with_queued(
+    service: Service, client: httpx.AsyncClient
+) -> None:
+    blockers = await fill_slots(client, service)
+    queued = await create(client)
+    with trio.fail_after(10):
+        async with open_sse(client, f"/api/jobs/{queued}/events") as stream:
+            first = await stream.next()
+            assert (first.event, first.data["status"]) == ("job-status", "Queued")
+            for blocker in blockers:
                 await client.post(f"/api/jobs/{blocker}/cancel")
-                rest = await stream.rest()
-        check_job_stream([first, *rest], queued, stages=2)
+            rest = await stream.rest()
+    check_job_stream([first, *rest], queued, stages=2)
 
 
-async def test_cancel_of_a_queued_job_streams_job_cancelled_with_null_step(tmp_path: Path) -> None:
-    async with (
-        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
-    ):
-        await create(client, WAITING)
-        queued = await create(client, WAITING)
-        with trio.fail_after(10):
-            async with open_sse(client, f"/api/jobs/{queued}/events") as stream:
-                await stream.next()
-                await client.post(f"/api/jobs/{queued}/cancel")
-                rest = await stream.rest()
+async def test_cancel_of_a_queued_job_streams_job_cancelled_with_null_step(
+    service: Service, client: httpx.AsyncClient
+) -> None:
+    await fill_slots(client, service)
+    queued = await create(client, WAITING)
+    with trio.fail_after(10):
+        async with open_sse(client, f"/api/jobs/{queued}/events") as stream:
+            await stream.next()
+            await client.post(f"/api/jobs/{queued}/cancel")
+            rest = await stream.rest()
     assert [(e.event, e.data.get("status")) for e in rest] == [
         ("job-status", "Canceled"),
         ("job-cancelled", None),
@@ -471,6 +482,7 @@ async def test_cancel_of_a_queued_job_streams_job_cancelled_with_null_step(tmp_p
     assert rest[1].data == {"jobId": queued, "step": None, "message": "canceled by user"}
 
 
+@one_process("a history TTL of its own; reads the runtime")
 async def test_after_the_history_ttl_a_finished_job_streams_204(tmp_path: Path) -> None:
     async with (
         run_server(ServerSettings.of(history_ttl=0.05), data_dir=tmp_path) as server,
@@ -493,22 +505,22 @@ async def test_after_the_history_ttl_a_finished_job_streams_204(tmp_path: Path) 
 
 
 async def test_head_answers_the_stream_headers_and_holds_nothing_open(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
-    assert server.runtime is not None
     job_id = await create(client, WAITING)
-    raw = await RawHttp.connect(server.url)
+    raw = await RawHttp.connect(service.url)
     with trio.fail_after(5):
         for path in (f"/api/jobs/{job_id}/events", "/api/events", f"/api/jobs/{job_id}/events"):
             # One connection: each answer ends, so the next request on it is served.
-            await raw.send_request("HEAD", path)
+            await raw.send_request("HEAD", path, service.auth_pairs)
             await raw.read_head()
             assert raw.status == 200
             assert dict(raw.headers)["content-type"] == "text/event-stream"
             assert await raw.read_body() == b""
             raw.conn.start_next_cycle()
-            assert server.runtime.broadcaster.subscriber_count == 0
-        await raw.send_request("HEAD", "/api/jobs/no-such-job/events")
+            if service.server is not None and service.server.runtime is not None:
+                assert service.server.runtime.broadcaster.subscriber_count == 0
+        await raw.send_request("HEAD", "/api/jobs/no-such-job/events", service.auth_pairs)
         await raw.read_head()
         assert raw.status == 404
     await raw.aclose()

@@ -1,6 +1,9 @@
 """The WebSocket view (trio-websocket as the client): frames, cancel, close codes, bad input, pings.
 
 Also: SSE and WebSocket subscribers of one job see the same (id, event, data).
+Each test runs against one process and against a cluster behind a round-robin
+load balancer (``service``, tests/support/service.py), but those marked
+``one_process``.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import trio
 import wsproto.events
 from support.contract import QUICK_JOB, WAITING_JOB
 from support.servers import InProcessServer, run_server, write_tokens
+from support.service import Service, one_process
 from support.streams import (
     Ev,
     assert_strictly_increasing,
@@ -35,7 +39,9 @@ QUICK, WAITING = QUICK_JOB, WAITING_JOB
 JOB = {"pipeline": "synthetic", "params": {"stages": 3, "ticks": 8, "tickSeconds": 0.01}}
 
 
-def ws_url(server: InProcessServer, job_id: str, query: str = "") -> str:
+def ws_url(server: InProcessServer | Service, job_id: str, query: str = "") -> str:
+    if isinstance(server, Service):
+        return server.ws_url(job_id, query)
     url = server.url.replace("http://", "ws://") + f"/api/jobs/{job_id}/ws"
     return f"{url}?{query}" if query else url
 
@@ -64,15 +70,8 @@ async def read_to_close(ws: WebSocketConnection) -> tuple[list[Ev], int]:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with run_server(ServerSettings.of(max_concurrent_jobs=2), data_dir=tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
+def service_settings() -> ServerSettings:
+    return ServerSettings.of(max_concurrent_jobs=2, websocket_ping_interval=0.2)
 
 
 async def create(client: httpx.AsyncClient, body: Mapping[str, object] = QUICK) -> str:
@@ -80,12 +79,12 @@ async def create(client: httpx.AsyncClient, body: Mapping[str, object] = QUICK) 
 
 
 async def test_one_text_frame_per_event_then_close_1000(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
     job_id = await create(client)
     with trio.fail_after(10):
         sse = await read_sse(client, f"/api/jobs/{job_id}/events")
-        async with open_websocket_url(ws_url(server, job_id)) as ws:
+        async with open_websocket_url(ws_url(service, job_id)) as ws:
             events, code = await read_to_close(ws)
     assert code == 1000
     assert_strictly_increasing(events)
@@ -98,57 +97,54 @@ async def test_one_text_frame_per_event_then_close_1000(
 
 
 async def test_sse_and_websocket_subscribers_of_one_job_see_the_same_events(
-    tmp_path: Path,
+    service: Service, client: httpx.AsyncClient
 ) -> None:
-    """Both subscribed before the job starts (it waits behind a blocker). Equality is exact
+    """Both subscribed before the job starts (it waits behind blockers). Equality is exact
     for every id both saw, and after compacting progress runs for the sequences (the
     contract lets a reader skip intermediate progress; with these rates neither does)."""
-    async with (
-        run_server(ServerSettings.of(max_concurrent_jobs=1), data_dir=tmp_path) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
-    ):
-        blocker = await create(client, WAITING)
-        job_id = await create(client, JOB)
-        by_sse: list[Ev] = []
-        by_ws: list[Ev] = []
-        with trio.fail_after(15):
-            async with (
-                open_sse(client, f"/api/jobs/{job_id}/events") as stream,
-                open_websocket_url(ws_url(server, job_id)) as ws,
-            ):
-                by_sse.append(await stream.next())
-                by_ws.append(await next_event(ws))
+    blockers = [await create(client, WAITING) for _ in range(service.capacity)]
+    job_id = await create(client, JOB)
+    by_sse: list[Ev] = []
+    by_ws: list[Ev] = []
+    with trio.fail_after(15):
+        async with (
+            open_sse(client, f"/api/jobs/{job_id}/events") as stream,
+            open_websocket_url(ws_url(service, job_id)) as ws,
+        ):
+            by_sse.append(await stream.next())
+            by_ws.append(await next_event(ws))
+            for blocker in blockers:
                 await client.post(f"/api/jobs/{blocker}/cancel")
 
-                async def sse_rest() -> None:
-                    by_sse.extend(await stream.rest())
+            async def sse_rest() -> None:
+                by_sse.extend(await stream.rest())
 
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(sse_rest)
-                    events, code = await read_to_close(ws)
-                    by_ws.extend(events)
-        assert code == 1000
-        for events in (by_sse, by_ws):
-            assert_strictly_increasing(events)
-            assert events[0].data["status"] == "Queued" and events[-1].event == "job-completed"
-        assert [e.triple() for e in compact_progress(by_ws)] == [
-            e.triple() for e in compact_progress(by_sse)
-        ]
-        sse_by_id = {e.id: e for e in by_sse}
-        for event in by_ws:
-            if event.id in sse_by_id:
-                assert event.triple() == sse_by_id[event.id].triple()
-        # Identical sequences, as long as neither reader fell behind (reported, not required).
-        if len(by_ws) == len(by_sse):
-            assert [e.triple() for e in by_ws] == [e.triple() for e in by_sse]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sse_rest)
+                events, code = await read_to_close(ws)
+                by_ws.extend(events)
+    assert code == 1000
+    for events in (by_sse, by_ws):
+        assert_strictly_increasing(events)
+        assert events[0].data["status"] == "Queued" and events[-1].event == "job-completed"
+    assert [e.triple() for e in compact_progress(by_ws)] == [
+        e.triple() for e in compact_progress(by_sse)
+    ]
+    sse_by_id = {e.id: e for e in by_sse}
+    for event in by_ws:
+        if event.id in sse_by_id:
+            assert event.triple() == sse_by_id[event.id].triple()
+    # Identical sequences, as long as neither reader fell behind (reported, not required).
+    if len(by_ws) == len(by_sse):
+        assert [e.triple() for e in by_ws] == [e.triple() for e in by_sse]
 
 
 async def test_cancel_action_cancels_then_job_cancelled_and_close_1000(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
     job_id = await create(client, WAITING)
     with trio.fail_after(10):
-        async with open_websocket_url(ws_url(server, job_id)) as ws:
+        async with open_websocket_url(ws_url(service, job_id)) as ws:
             first = [await next_event(ws) for _ in range(3)]
             assert [e.event for e in first] == ["job-status", "job-status", "step-status"]
             await ws.send_message(json.dumps({"action": "cancel"}))
@@ -160,9 +156,9 @@ async def test_cancel_action_cancels_then_job_cancelled_and_close_1000(
     assert (await client.get(f"/api/jobs/{job_id}")).json()["status"] == "Canceled"
 
 
-async def test_unknown_job_closes_4404(server: InProcessServer) -> None:
+async def test_unknown_job_closes_4404(service: Service) -> None:
     with trio.fail_after(5):
-        async with open_websocket_url(ws_url(server, "no-such-job")) as ws:
+        async with open_websocket_url(ws_url(service, "no-such-job")) as ws:
             events, code = await read_to_close(ws)
     assert (events, code) == ([], 4404)
 
@@ -185,11 +181,11 @@ async def test_unknown_job_closes_4404(server: InProcessServer) -> None:
     ids=repr,
 )
 async def test_malformed_messages_get_an_error_and_the_connection_stays_usable(
-    server: InProcessServer, client: httpx.AsyncClient, message: str | bytes
+    service: Service, client: httpx.AsyncClient, message: str | bytes
 ) -> None:
     job_id = await create(client, WAITING)
     with trio.fail_after(10):
-        async with open_websocket_url(ws_url(server, job_id)) as ws:
+        async with open_websocket_url(ws_url(service, job_id)) as ws:
             for _ in range(3):
                 await next_event(ws)
             await ws.send_message(message)
@@ -203,17 +199,17 @@ async def test_malformed_messages_get_an_error_and_the_connection_stays_usable(
             assert (await next_event(ws)).data["code"] == "bad_message"
             await ws.send_message('{"action": "cancel"}')
             events, code = await read_to_close(ws)
-    assert [e.event for e in events] == ["job-status", "job-cancelled"]
+    assert [e.event for e in events] == ["job-status", "job-cancelled"], events
     assert code == 1000
 
 
 async def test_last_event_id_query_resumes_and_terminal_id_closes_at_once(
-    server: InProcessServer, client: httpx.AsyncClient
+    service: Service, client: httpx.AsyncClient
 ) -> None:
     job_id = await create(client)
     with trio.fail_after(10):
         sse = await read_sse(client, f"/api/jobs/{job_id}/events")
-        async with open_websocket_url(ws_url(server, job_id, f"lastEventId={sse[3].id}")) as ws:
+        async with open_websocket_url(ws_url(service, job_id, f"lastEventId={sse[3].id}")) as ws:
             events, code = await read_to_close(ws)
         assert code == 1000
         # The same events, intermediate progress aside: the live SSE read may have seen
@@ -221,10 +217,10 @@ async def test_last_event_id_query_resumes_and_terminal_id_closes_at_once(
         assert [e.triple() for e in compact_progress(events)] == [
             e.triple() for e in compact_progress(sse[4:])
         ]
-        async with open_websocket_url(ws_url(server, job_id, f"lastEventId={sse[-1].id}")) as ws:
+        async with open_websocket_url(ws_url(service, job_id, f"lastEventId={sse[-1].id}")) as ws:
             events, code = await read_to_close(ws)
         assert (events, code) == ([], 1000)
-        async with open_websocket_url(ws_url(server, job_id, "lastEventId=garbage")) as ws:
+        async with open_websocket_url(ws_url(service, job_id, "lastEventId=garbage")) as ws:
             events, code = await read_to_close(ws)
     assert code == 4400
     assert [(e.id, e.event, e.data["code"]) for e in events] == [
@@ -254,31 +250,27 @@ def watch_pings() -> Iterator[list[float]]:
         logger.setLevel(previous)
 
 
-async def test_idle_connections_get_pings(tmp_path: Path) -> None:
-    settings = ServerSettings.of(websocket_ping_interval=0.2)
-    async with (
-        run_server(settings, data_dir=tmp_path) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
-    ):
-        job_id = await create(client, WAITING)
-        with watch_pings() as pings, trio.fail_after(5):
-            async with open_websocket_url(ws_url(server, job_id)) as ws:
-                for _ in range(3):
-                    await next_event(ws)
-                # Idle now: pings keep coming; trio-websocket answers each with a pong.
-                with trio.move_on_after(1.2):
-                    while True:
-                        message = await ws.get_message()
-                        raise AssertionError(f"unexpected message on an idle job: {message!r}")
-                assert len(pings) >= 3, pings
-                gaps = [b - a for a, b in itertools.pairwise(pings)]
-                assert all(0.1 < gap < 0.6 for gap in gaps), gaps
-                # Still alive and well after all those pings.
-                await ws.send_message('{"action": "cancel"}')
-                events, code = await read_to_close(ws)
-        assert [e.event for e in events] == ["job-status", "job-cancelled"] and code == 1000
+async def test_idle_connections_get_pings(service: Service, client: httpx.AsyncClient) -> None:
+    job_id = await create(client, WAITING)
+    with watch_pings() as pings, trio.fail_after(5):
+        async with open_websocket_url(ws_url(service, job_id)) as ws:
+            for _ in range(3):
+                await next_event(ws)
+            # Idle now: pings keep coming; trio-websocket answers each with a pong.
+            with trio.move_on_after(1.2):
+                while True:
+                    message = await ws.get_message()
+                    raise AssertionError(f"unexpected message on an idle job: {message!r}")
+            assert len(pings) >= 3, pings
+            gaps = [b - a for a, b in itertools.pairwise(pings)]
+            assert all(0.1 < gap < 0.6 for gap in gaps), gaps
+            # Still alive and well after all those pings.
+            await ws.send_message('{"action": "cancel"}')
+            events, code = await read_to_close(ws)
+    assert [e.event for e in events] == ["job-status", "job-cancelled"] and code == 1000
 
 
+@one_process("tokens of its own")
 async def test_auth_close_codes(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.json", {"tok-alice": "alice", "tok-bob": "bob"})
     settings = ServerSettings.of(auth_tokens=tokens)
@@ -312,9 +304,11 @@ async def test_auth_close_codes(tmp_path: Path) -> None:
                 assert await read_to_close(ws) == ([], 4404)
 
 
+@one_process("counts the runtime's subscribers")
 async def test_client_going_away_ends_its_subscription_and_not_the_job(
-    server: InProcessServer, client: httpx.AsyncClient
+    process_server: InProcessServer, client: httpx.AsyncClient
 ) -> None:
+    server = process_server
     assert server.runtime is not None
     broadcaster = server.runtime.broadcaster
     job_id = await create(client, WAITING)

@@ -8,8 +8,13 @@ each message reads the new events of the jobs and owners its hub follows from
 their streams, after where it last read, and offers them to the hub: each
 job's stream to the job's subscriptions, each owner's stream to the owner's.
 Subscriptions drop ids they have already delivered, so reading a stream
-again is harmless. A message of the node's own commit is skipped: its
-broadcaster offered those events to the hub already. After the pub/sub
+again is harmless. For a job, a message of the node's own commit is skipped:
+its broadcaster offered those events to the job's subscriptions already. An
+owner's subscriptions get every event from the feed, the node's own too
+(``Hub.owners_from_feed``): several nodes write one owner's stream, and only
+reading it in id order keeps an event of this node from overtaking older ones
+of another node that the feed has not read yet (the subscriptions would drop
+those as passed). After the pub/sub
 connection is lost and made again, every followed job and owner is read
 again from its subscriptions' last ids: what was committed meanwhile is not
 lost. On a worker the same connection carries the cancel channel to its
@@ -46,6 +51,7 @@ class LiveFeed:
     ) -> None:
         self.storage = storage
         self.hub = hub
+        hub.owners_from_feed = True
         self.cancels = cancels
         # Where this node last read each followed job's and owner's stream.
         self._job_cursor: dict[str, EventId] = {}
@@ -125,14 +131,15 @@ class LiveFeed:
 
     async def _on_message(self, text: str) -> None:
         node, *lines = text.split("\n")
-        if node == self.storage.node:
-            return  # this node's own commit: its broadcaster offered the events to the hub
+        # This node's own commit: its broadcaster offered the events to the jobs' hub
+        # subscriptions already (not to the owners': see the module's docstring).
+        own = node == self.storage.node
         for line in lines:
             job_id, first_text, last_text, okey = line.split(" ", 3)
             first, last = EventId.parse(first_text), EventId.parse(last_text)
             # With no cursor and readers that have seen nothing, read from this commit on.
             before_first = _predecessor(first)
-            if self.hub.follows_job(job_id):
+            if not own and self.hub.follows_job(job_id):
                 cursor = self._job_cursor.get(job_id)
                 if cursor is None or cursor < last:
                     start = _newest(cursor, self.hub.job_position(job_id))

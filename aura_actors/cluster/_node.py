@@ -100,13 +100,13 @@ class ClusterJobs:
                 raise StorageFailing(str(exc)) from exc
             if fresh is None:
                 raise JobNotFound(record.id)
-            if worker is not None and fresh.status is JobStatus.CANCELED:
-                return fresh  # the worker ended it at once: this cancel's answer
-            if fresh.status.is_terminal:
-                raise JobAlreadyFinished(fresh.id, fresh.status.value)
             if worker is not None:
+                # The flag was set while the job ran: a 202, even when the worker has
+                # ended the job (Canceled, or Done first) before ``fresh`` was read.
                 logger.info("cancel sent to worker", extra={"job_id": record.id, "node": worker})
                 return fresh
+            if fresh.status.is_terminal:
+                raise JobAlreadyFinished(fresh.id, fresh.status.value)
             record = fresh
         raise StorageFailing(f"job {record.id} kept changing hands; the cancel was not sent")
 

@@ -22,6 +22,12 @@ class Hub:
         self._job_subscribers: dict[str, set[Subscription]] = {}
         self._owner_subscribers: dict[str | None, set[Subscription]] = {}
         self._closed = False
+        #: Whether owners' subscriptions get their events only from :meth:`publish` (a
+        #: cluster's live feed, reading each owner's stream in id order), not from the
+        #: local broadcaster's :meth:`publish_run`: in a cluster other nodes write an
+        #: owner's stream too, and an event of this node offered before the feed read
+        #: the others' older ones would make the subscriptions drop those as passed.
+        self.owners_from_feed = False
 
     @property
     def closed(self) -> bool:
@@ -110,7 +116,9 @@ class Hub:
         first = run[0]
         job_id = first.job_id
         job_subscriptions = self._job_subscribers.get(job_id or "")
-        owner_subscriptions = self._owner_subscribers.get(first.owner)
+        owner_subscriptions = (
+            None if self.owners_from_feed else self._owner_subscribers.get(first.owner)
+        )
         if job_subscriptions or owner_subscriptions:
             # Whether any subscriber must look at each event (to coalesce progress).
             progress = EventType.STEP_PROGRESS in map(_type_of, run)
