@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -111,20 +112,13 @@ class Cluster:
 
 
 def _ready(node: Node) -> bool:
-    """An API node answers ``/api/health``; a worker says in its log that it is claiming."""
-    if node.role == "api":
-        return _http_ok(node.port)
-    return b"worker" in node.log_path.read_bytes() and _http_ok(node.port, optional=True)
-
-
-def _http_ok(port: int, *, optional: bool = False) -> bool:
-    import urllib.request
-
+    """Every role answers ``/api/health`` (a worker serves it and ``/metrics`` only)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as answer:
+        url = f"http://127.0.0.1:{node.port}/api/health"
+        with urllib.request.urlopen(url, timeout=1) as answer:
             return bool(answer.status == 200)
     except OSError:
-        return optional
+        return False
 
 
 def _wait_until(ready: object, process: subprocess.Popen[bytes], tail: object, what: str) -> None:
