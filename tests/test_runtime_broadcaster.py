@@ -27,6 +27,7 @@ from aura_actors.runtime import (
     EventType,
     Hub,
     Job,
+    JobRefused,
     MemoryStorage,
     RuntimeConfig,
     StorageFailing,
@@ -490,3 +491,47 @@ async def test_leaving_the_block_gives_failing_storage_a_bounded_time(
     assert STORE_CLOSE_TIMEOUT <= took <= STORE_CLOSE_TIMEOUT + 0.5
     assert rt.broadcaster.lost_records > 0
     assert rt.broadcaster.stopped.is_set()
+
+
+class RefusingStorage(FakeStorage):
+    """Refuses, once, any commit that holds an event of job ``refused`` (as a cluster's
+    store refuses a job another node claimed), applying nothing of it."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+        self.refusals = 0
+
+    async def commit(self, commit: Commit) -> None:
+        if not self.refusals and any(e.job_id == self.refused for e in commit.events):
+            self.refusals += 1
+            raise JobRefused(f"job {self.refused} is not ours to write", self.refused)
+        await super().commit(commit)
+
+
+async def test_a_job_the_store_refuses_is_dropped_and_the_rest_of_the_batch_stored(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = RefusingStorage("b")
+    async with running(storage) as (broadcaster, hub):
+        a, b = _job(broadcaster, "a"), _job(broadcaster, "b")
+        a_stream, b_stream = _follow(hub, "a"), _follow(hub, "b")
+        storage.gate = trio.Event()  # so that both jobs' events are in one batch
+        _warn(a, 0)
+        await trio.testing.wait_all_tasks_blocked()
+        _warn(a, 1)
+        _warn(b, 1)
+        _warn(a, 2)
+        storage.gate.set()
+        assert await broadcaster.barrier() is None
+        assert storage.refusals == 1 and broadcaster.storage_error is None
+        assert [e.data["message"] for e in storage.stored_events()] == [
+            "warning 0",
+            "warning 1",
+            "warning 2",
+        ]
+        assert [e.data["message"] for e in _drain(a_stream)] == [f"warning {n}" for n in range(3)]
+        assert _drain(b_stream) == []
+        _warn(b, 3)  # the next write of that job goes (the store decides each time)
+        assert await broadcaster.barrier() is None
+        assert [e.data["message"] for e in _drain(b_stream)] == ["warning 3"]

@@ -74,6 +74,22 @@ def test_a_terminal_event_ends_the_jobs_subscriptions_not_the_owners() -> None:
     assert _ns(_ready(owner)) == [1, 2, 3]
 
 
+def test_a_terminal_event_offered_to_the_owners_only_leaves_the_jobs_going() -> None:
+    """A live feed reads an owner's stream and a job's stream apart: the terminal event
+    read from the owner's first must not end the job's subscriptions before they get it."""
+    hub = Hub()
+    job = _job_subscription(hub, "a")
+    owner = _owner_subscription(hub, "o")
+    terminal = _event(2, "a", event_type=EventType.JOB_COMPLETED)
+    hub.publish(terminal, to_job=False)
+    assert _ns(_ready(owner)) == [2] and job.pending == 0 and hub.follows_job("a")
+    hub.publish(_event(1, "a"), to_owner=False)
+    hub.publish(terminal, to_owner=False)
+    assert _ns(_ready(job)) == [1, 2] and not hub.follows_job("a")
+    with pytest.raises(trio.EndOfChannel):
+        job.receive_nowait()
+
+
 def test_an_overflowed_subscription_is_detached_and_the_others_go_on() -> None:
     hub = Hub()
     small = _job_subscription(hub, "a", max_buffer=2)

@@ -160,7 +160,8 @@ async def test_crash_suite_sigkill_at_random_moments(tmp_path: Path, store: str)
         args = ["--max-concurrent-jobs", "2"]
         if store == "redis":
             redis = await stack.enter_async_context(private_redis(tmp_path / "redis"))
-            args += ["--redis", redis.url]
+            # One node name across the restarts: the node takes back what it had claimed.
+            args += ["--redis", redis.url, "--node-name", "crash"]
 
             async def read() -> Stored:
                 return await read_redis_store(redis.url, "aura:")

@@ -136,11 +136,13 @@ def _after(events: list[Ev], last: str) -> list[Ev]:
 
 async def test_serve_with_redis_keeps_what_it_acknowledged_across_sigkill(tmp_path: Path) -> None:
     """A running job and a queued one, SIGKILL right after the second 202: after a restart
-    the running one ends Failed ``interrupted``, the queued one runs, and every resume
-    with ``Last-Event-ID`` gives the same ids, nothing lost or repeated."""
+    under the same node name the running one ends Failed ``interrupted`` (the node takes
+    back what it had claimed), the queued one runs, and every resume with
+    ``Last-Event-ID`` gives the same ids, nothing lost or repeated."""
     data_dir = tmp_path / "data"
     async with private_redis(tmp_path / "redis") as redis:
         args = ["--redis", redis.url, "--redis-prefix", "e2e", "--max-concurrent-jobs", "1"]
+        args += ["--node-name", "solo"]
         async with server_process(data_dir, args) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                 running = await create_job(client, WAITING)
@@ -290,8 +292,9 @@ async def test_serve_while_redis_is_down_answers_503_and_recovers_by_itself(
 async def test_a_second_runtime_on_the_data_dir_is_refused_plainly_with_redis_too(
     tmp_path: Path, prefix: str
 ) -> None:
-    """The data dir's lock stays; what leaves the Redis connection's block is the error
-    itself, not an exception group around it."""
+    """Two runtimes of one process share its default node name, and the data dir's lock
+    is per node name with Redis: the second is refused; what leaves the Redis
+    connection's block is the error itself, not an exception group around it."""
     config = RuntimeConfig(
         persist_jobs=True, data_dir=tmp_path, redis_url=SHARED_URL, redis_prefix=prefix
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import coredis
 from coredis.exceptions import ResponseError, StreamDuplicateConsumerGroupError
+from coredis.response.types import StreamPendingExt
 
 from ._errors import redis_errors
 from ._keys import KeyLayout
@@ -94,3 +95,38 @@ class DispatchQueue:
         is not lost."""
         with redis_errors("read a cancel flag"):
             return await self._client.hget(self.keys.job(job_id), "cancel") == "1"
+
+    async def newest_entry(self) -> str:
+        """The id of the newest entry ever added to the queue (``0-0`` if none). A checkpoint.
+
+        Read before :meth:`claim`, it is where :meth:`wait_for_entry` waits after: a job
+        queued between the claim and the wait wakes the wait at once.
+        """
+        with redis_errors("read the dispatch queue"):
+            info = await self._client.xinfo_stream(self.keys.dispatch)
+        return str(info.get("last-generated-id") or "0-0")
+
+    async def wait_for_entry(self, after: str, seconds: float) -> bool:
+        """Wait (``XREAD BLOCK``, at most ``seconds``) until an entry after ``after`` is in
+        the queue; whether one is. It claims nothing. A checkpoint."""
+        block = max(1, int(seconds * 1000))
+        with redis_errors("wait on the dispatch queue"):
+            found = await self._client.xread({self.keys.dispatch: after}, count=1, block=block)
+        return bool(found)
+
+    async def held(self) -> list[Claim]:
+        """The jobs this node claimed and has not ended (an earlier process of the same
+        name left them: it stopped or died). A checkpoint."""
+        claims: list[Claim] = []
+        with redis_errors("read this node's claimed jobs"):
+            pending = await self._client.xpending(
+                self.keys.dispatch, GROUP, "-", "+", 10_000, consumer=self.node
+            )
+            assert isinstance(pending, tuple)  # the extended form: one item per entry
+            for item in pending:
+                assert isinstance(item, StreamPendingExt)
+                for entry in await self._client.xrange(
+                    self.keys.dispatch, item.identifier, item.identifier
+                ):
+                    claims.append(Claim(str(entry.identifier), str(entry.field_values["j"])))
+        return claims

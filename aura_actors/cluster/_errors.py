@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import anyio
 from coredis.exceptions import RedisError
 
-from ..runtime import EventId, StaleEventIds, StorageUnavailable
+from ..runtime import EventId, JobRefused, StaleEventIds, StorageUnavailable
 
 
 class CommitRefused(StorageUnavailable):
@@ -21,9 +21,10 @@ class StaleIds(CommitRefused, StaleEventIds):
     stored newer ids): nothing was applied; stamp again after :attr:`newest`."""
 
 
-class JobClaimed(CommitRefused):
-    """The commit would end a queued job that a worker has claimed (a cancel that lost
-    the race to the claim): ask that worker instead (:meth:`DispatchQueue.request_cancel`)."""
+class JobClaimed(CommitRefused, JobRefused):
+    """The commit would end a queued job (``job_id``) that a worker has claimed (a cancel
+    that lost the race to the claim): ask that worker instead
+    (:meth:`DispatchQueue.request_cancel`). The broadcaster commits the rest of the batch."""
 
 
 @contextmanager
@@ -38,8 +39,9 @@ def redis_errors(action: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         message = str(exc)
-        if message.startswith("CLAIMED "):
-            raise JobClaimed(f"Redis refused to {action}: {message}") from exc
+        if message.startswith("CLAIMED job "):
+            job_id = message.split(" ", 3)[2]
+            raise JobClaimed(f"Redis refused to {action}: {message}", job_id) from exc
         if message.startswith("STALE ") and "; newest stored " in message:
             newest = EventId.parse(message.rsplit("; newest stored ", 1)[1].strip())
             raise StaleIds(f"Redis refused to {action}: {message}", newest) from exc

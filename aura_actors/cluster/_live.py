@@ -8,10 +8,12 @@ each message reads the new events of the jobs and owners its hub follows from
 their streams, after where it last read, and offers them to the hub: each
 job's stream to the job's subscriptions, each owner's stream to the owner's.
 Subscriptions drop ids they have already delivered, so reading a stream
-again is harmless. After the pub/sub connection is lost and made again, every
-followed job and owner is read again from its subscriptions' last ids: what
-was committed meanwhile is not lost. On a worker the same connection carries
-the cancel channel to its :class:`~._cancels.CancelListener`.
+again is harmless. A message of the node's own commit is skipped: its
+broadcaster offered those events to the hub already. After the pub/sub
+connection is lost and made again, every followed job and owner is read
+again from its subscriptions' last ids: what was committed meanwhile is not
+lost. On a worker the same connection carries the cancel channel to its
+:class:`~._cancels.CancelListener`.
 """
 
 from __future__ import annotations
@@ -122,7 +124,9 @@ class LiveFeed:
         self._forget_unfollowed()
 
     async def _on_message(self, text: str) -> None:
-        _node, *lines = text.split("\n")
+        node, *lines = text.split("\n")
+        if node == self.storage.node:
+            return  # this node's own commit: its broadcaster offered the events to the hub
         for line in lines:
             job_id, first_text, last_text, okey = line.split(" ", 3)
             first, last = EventId.parse(first_text), EventId.parse(last_text)

@@ -56,6 +56,7 @@ class ErrorCode(enum.StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     WORKER_LOST = "worker_lost"
+    PIPELINE_UNAVAILABLE = "pipeline_unavailable"
 
 
 class CloseCode(enum.IntEnum):

@@ -45,7 +45,7 @@ from ._status import (
     JobStatus,
     check_transition,
 )
-from ._storage import JobStorage, Recovery, StaleEventIds, StorageUnavailable
+from ._storage import JobRefused, JobStorage, Recovery, StaleEventIds, StorageUnavailable
 from ._subscription import SUBSCRIBER_OVERFLOW, Subscription
 
 #: Error code of the event that opens a replay whose oldest events were dropped.
@@ -89,6 +89,7 @@ __all__ = [
     "JobNotRetryable",
     "JobPage",
     "JobRecord",
+    "JobRefused",
     "JobStatus",
     "JobStorage",
     "JsonObject",

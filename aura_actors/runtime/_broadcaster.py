@@ -31,7 +31,7 @@ from ._ids import EventId, EventIdGenerator
 from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
 from ._records import Commit, JobRecord, LogLine
-from ._storage import JobStorage, StaleEventIds, StorageUnavailable
+from ._storage import JobRefused, JobStorage, StaleEventIds, StorageUnavailable
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -273,6 +273,7 @@ class Broadcaster:
             self._refuse_creations(exc)
             return False
         stored_at = time.perf_counter()
+        commit = self._commit  # less any job the store refused
         self.observer.committed(stored_at - began, commit.events)
         if self.storage_error is not None:
             logger.warning("storage works again")
@@ -292,14 +293,23 @@ class Broadcaster:
 
     async def _commit_restamping(self) -> None:
         """Commit; while another writer of a shared store has stored newer ids, stamp the
-        batch again after them and retry (a few times, then it counts as failing)."""
-        for _ in range(RESTAMP_ATTEMPTS - 1):
+        batch again after them and retry (a few times, then it counts as failing). A job
+        the store refuses (:class:`JobRefused`) is left out of the batch, never published."""
+        restamps = 0
+        while True:
             try:
-                await self.storage.commit(self._commit)
-                return
+                return await self.storage.commit(self._commit)
             except StaleEventIds as exc:
+                restamps += 1
+                if restamps >= RESTAMP_ATTEMPTS:
+                    raise
                 self._restamp_after(exc.newest)
-        await self.storage.commit(self._commit)
+            except JobRefused as exc:
+                if exc.job_id not in {job.id for job in self._staged_jobs}:
+                    raise  # about no job of this batch: storage is failing
+                logger.warning("a job's write was refused", extra={"job_id": exc.job_id})
+                self._commit = self._commit.without_jobs({exc.job_id})
+                self._staged_jobs = [j for j in self._staged_jobs if j.id != exc.job_id]
 
     def _restamp_after(self, newest: EventId) -> None:
         """Give every staged event a new id after ``newest`` (none was published yet)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import re
+import socket
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +13,11 @@ from ._setting import about, check_ranges
 
 #: How hard a commit pushes data to the disk (see :attr:`RuntimeConfig.fsync`).
 FsyncMode = Literal["normal", "always"]
+#: What a node of a cluster does (see :attr:`RuntimeConfig.role`).
+Role = Literal["all", "api", "worker"]
+
+#: What a node name may hold: it goes into Redis messages, consumer names and a file name.
+NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +94,6 @@ class RuntimeConfig:
         default=None,
         metadata=about("a job running longer than this ends Failed with code timeout", gt=0),
     )
-    #: The name this process gives itself in job snapshots (``node``).
-    node_name: str | None = None
     redis_url: str | None = field(
         default=None,
         metadata=about(
@@ -102,6 +108,22 @@ class RuntimeConfig:
         metadata=about(
             "every Redis key starts with it, then ':' (several services can share a Redis)",
             metavar="P",
+        ),
+    )
+    role: Role = field(
+        default="all",
+        metadata=about(
+            "with --redis: 'api' serves HTTP and queues jobs, 'worker' runs them (and serves "
+            "only /api/health and /metrics), 'all' does both (docs/cluster.md)",
+            metavar="all|api|worker",
+        ),
+    )
+    node_name: str | None = field(
+        default=None,
+        metadata=about(
+            "with --redis: this node's name in the cluster and in job snapshots "
+            "(letters, digits, '.', '_', '-'; none: <hostname>-<pid>)",
+            metavar="NAME",
         ),
     )
 
@@ -121,3 +143,30 @@ class RuntimeConfig:
             raise ValueError("fsync must be 'normal' or 'always'")
         if not self.redis_prefix:
             raise ValueError("redis_prefix must not be empty")
+        if self.role not in ("all", "api", "worker"):
+            raise ValueError("role must be 'all', 'api' or 'worker'")
+        if self.node_name is not None and not NODE_NAME.fullmatch(self.node_name):
+            raise ValueError("node_name must be 1 to 64 letters, digits, '.', '_' or '-'")
+
+    @property
+    def clustered(self) -> bool:
+        """Whether this runtime is a node of a cluster (``--redis``)."""
+        return self.redis_url is not None
+
+    def check_cluster_flags(self) -> None:
+        """Raise :class:`ValueError` when ``role`` or ``node_name`` is set without Redis.
+
+        Not in ``__post_init__``: each flag is checked alone against the defaults first.
+        """
+        if self.redis_url is None and (self.role != "all" or self.node_name is not None):
+            raise ValueError(
+                "--role and --node-name (AURA_ROLE, AURA_NODE_NAME) need --redis: "
+                "without Redis everything runs in this one process"
+            )
+
+    def with_node_name(self) -> RuntimeConfig:
+        """This config, with the default node name (``<hostname>-<pid>``) in a cluster."""
+        if self.redis_url is None or self.node_name is not None:
+            return self
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:50] or "node"
+        return replace(self, node_name=f"{name}-{os.getpid()}")

@@ -95,7 +95,8 @@ class Hub:
             # Detached after the loop: detaching edits the set being iterated.
             for subscription in overflowed:
                 subscription.detach()
-        if event.type.is_terminal and event.job_id is not None:
+        if to_job and event.type.is_terminal and event.job_id is not None:
+            # (Offered to the owner's only, it must not end the job's: they did not get it.)
             for subscription in list(self._job_subscribers.pop(event.job_id, ())):
                 subscription.end()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -20,6 +21,9 @@ from ._runner import STORE_CLOSE_TIMEOUT
 from ._runtime import Runtime
 from ._sqlite_store import SqliteStorage
 from ._storage import JobStorage, Recovery
+
+if TYPE_CHECKING:
+    from ..cluster import ClusterNode
 
 logger = logging.getLogger("aura_actors.runtime")
 
@@ -64,9 +68,11 @@ async def open_runtime(
     :class:`~._datadir.DataDirLocked` if another process owns it), then the
     SQLite store is opened: jobs an earlier process left unfinished are taken
     back (see :meth:`Runtime.recover`) and event ids go on after the newest
-    stored one. With ``config.redis_url`` jobs are kept in that Redis instead
-    (connected for the length of the block; the data dir keeps the files and
-    the lock). ``storage`` replaces the storage the config describes.
+    stored one. With ``config.redis_url`` the runtime is a node of the cluster
+    on that Redis (``config.role``, ``config.node_name``; docs/cluster.md):
+    jobs are kept there and queued for the cluster's workers, and the data dir
+    keeps the files and a lock per node name. ``storage`` replaces the storage
+    the config describes (and makes no cluster node).
     Raises :class:`~._storage.StorageUnavailable` if the storage cannot be opened.
 
     Leaving the block shuts down: new jobs are refused, running jobs end
@@ -76,13 +82,18 @@ async def open_runtime(
     ``runtime.broadcaster.lost_records`` says how much was not). No task of the
     runtime outlives the block.
     """
-    async with _redis_if_configured(config, storage) as configured:
-        with DataDirLock(config.data_dir) if config.persist_jobs else nullcontext():
-            storage = configured or default_storage(config)
+    config.check_cluster_flags()
+    config = config.with_node_name()
+    async with _cluster_if_configured(config, storage) as node:
+        lock_name = None if node is None else config.node_name
+        with DataDirLock(config.data_dir, lock_name) if config.persist_jobs else nullcontext():
+            storage = node.storage if node is not None else storage or default_storage(config)
             recovery = await storage.open()
             try:
                 broadcaster = _new_broadcaster(config, storage, recovery, id_generator, observer)
-                async with _serving(config, pipelines, storage, broadcaster, recovery) as runtime:
+                async with _serving(
+                    config, pipelines, storage, broadcaster, recovery, node
+                ) as runtime:
                     yield runtime
             finally:
                 with trio.CancelScope(shield=True):
@@ -90,26 +101,19 @@ async def open_runtime(
 
 
 @asynccontextmanager
-async def _redis_if_configured(
+async def _cluster_if_configured(
     config: RuntimeConfig, storage: JobStorage | None
-) -> AsyncIterator[JobStorage | None]:
-    """A Redis storage connected for the block when the config asks for one, else ``storage``."""
+) -> AsyncIterator[ClusterNode | None]:
+    """This process as a node of the cluster on ``config.redis_url``, connected for the
+    block; ``None`` without Redis, or when ``storage`` is given."""
     if storage is not None or config.redis_url is None:
-        yield storage
+        yield None
         return
     # Imported here: coredis is loaded only by a runtime that uses Redis.
-    from ..cluster import open_redis_storage
+    from ..cluster import open_cluster_node
 
-    async with open_redis_storage(
-        config.redis_url,
-        prefix=config.redis_prefix,
-        history_ttl=config.history_ttl,
-        max_history_events=config.max_history_events,
-        artifacts_dir=config.artifacts_dir,
-        retention_days=config.retention_days,
-        retention_jobs=config.retention_jobs,
-    ) as redis:
-        yield redis
+    async with open_cluster_node(config) as node:
+        yield node
 
 
 @asynccontextmanager
@@ -119,8 +123,14 @@ async def _serving(
     storage: JobStorage,
     broadcaster: Broadcaster,
     recovery: Recovery,
+    node: ClusterNode | None,
 ) -> AsyncIterator[Runtime]:
-    """The runtime on an opened storage, its broadcaster running; stopped on leaving."""
+    """The runtime on an opened storage, its broadcaster running; stopped on leaving.
+
+    In one process it takes back the jobs an earlier one left unfinished; as a
+    cluster's node it joins the cluster instead (its worker takes back what a
+    process of its name left).
+    """
     async with _running(broadcaster, storage) as system_nursery:
         try:
             async with trio.open_nursery() as job_nursery:
@@ -131,9 +141,13 @@ async def _serving(
                     broadcaster,
                     job_nursery,
                     job_count=recovery.job_count,
+                    source=None if node is None else node.source,
                 )
-                runtime.recover(recovery.unfinished)
                 try:
+                    if node is None:
+                        runtime.recover(recovery.unfinished)
+                    else:
+                        await node.join(runtime.runner, pipelines, system_nursery)
                     yield runtime
                 finally:
                     runtime.begin_shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -14,6 +15,7 @@ from ._errors import QueueFull, StorageFailing, UserQuotaExceeded
 from ._fair_queue import FairQueue
 from ._files import remove_job_files
 from ._job import CANCELED_BY_SHUTDOWN, Job
+from ._source import JobSource, LocalJobs
 from ._status import JobStatus
 
 logger = logging.getLogger("aura_actors.runtime")
@@ -31,11 +33,19 @@ class JobRunner:
     """
 
     def __init__(
-        self, config: RuntimeConfig, broadcaster: Broadcaster, job_nursery: trio.Nursery
+        self,
+        config: RuntimeConfig,
+        broadcaster: Broadcaster,
+        job_nursery: trio.Nursery,
+        source: JobSource | None = None,
     ) -> None:
         self.config = config
         self.broadcaster = broadcaster
         self._job_nursery = job_nursery
+        #: Where stored new jobs go (the fair queue below, or a cluster's dispatch queue).
+        self.source: JobSource = source or LocalJobs()
+        #: Woken when a slot frees or the runner stops (a cluster's worker waits on it).
+        self.slots_changed = trio.lowlevel.ParkingLot()
         #: Jobs held in memory (``Queued`` or ``Running``, or just ended), by id.
         self.live: dict[str, Job] = {}
         self.queue = FairQueue()
@@ -64,6 +74,17 @@ class JobRunner:
     def _free_slots(self) -> int:
         return self.config.max_concurrent_jobs - self.running - self._creating
 
+    def free_slots(self) -> int:
+        """Slots no job runs in and no queued job here waits for (none once stopping)."""
+        if self.shutting_down:
+            return 0
+        return max(0, self._free_slots() - len(self.queue))
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        """Where the actors run (a cluster's worker runs its claim loop there too)."""
+        return self._job_nursery
+
     async def store_new(self, job: Job) -> None:
         """Hold ``job`` live and wait (shielded) until its first event and record are stored.
 
@@ -79,6 +100,7 @@ class JobRunner:
                 await waiter.done.wait()
         finally:
             self._creating -= 1
+            self.slots_changed.unpark_all()
         if waiter.error is not None:
             del self.live[job.id]
             raise StorageFailing(str(waiter.error))
@@ -104,21 +126,35 @@ class JobRunner:
         while self.queue and self._free_slots() > 0 and not self.shutting_down:
             self._start(self.queue.pop())
 
-    def _start(self, job: Job) -> None:
+    def start(self, job: Job, ended: Callable[[], None] | None = None) -> None:
+        """Hold a stored job live and run it now (a cluster's worker claimed it).
+
+        ``ended`` is called once its actor has ended and its last events are stored.
+        Started while the runner stops, it is cancelled at once, as running jobs are.
+        """
+        self.live[job.id] = job
+        self._start(job, ended)
+        if self.shutting_down:
+            job.request_cancel(CANCELED_BY_SHUTDOWN)
+
+    def _start(self, job: Job, ended: Callable[[], None] | None = None) -> None:
         self.running += 1
         job.start_attempt(self.config.node_name)
         actor = JobActor(
             job, data_dir=self.config.data_dir, max_seconds=self.config.max_job_seconds
         )
-        self._job_nursery.start_soon(self._run_actor, actor, name=f"job {job.id}")
+        self._job_nursery.start_soon(self._run_actor, actor, ended, name=f"job {job.id}")
 
-    async def _run_actor(self, actor: JobActor) -> None:
+    async def _run_actor(self, actor: JobActor, ended: Callable[[], None] | None) -> None:
         try:
             await actor.run()
         finally:
             await self._retire(actor.job)
+            if ended is not None:
+                ended()
             self.running -= 1
             self.admit_waiting()
+            self.slots_changed.unpark_all()
             if self.running == 0 and self._all_stopped is not None:
                 self._all_stopped.set()
 
@@ -144,6 +180,8 @@ class JobRunner:
             return
         self.shutting_down = True
         logger.info("runtime shutting down", extra={"running": self.running})
+        self.source.stop()
+        self.slots_changed.unpark_all()
         # Failing storage gets as long as a job's last events may wait for it.
         self.broadcaster.give_up_after(STORE_CLOSE_TIMEOUT)
         if not self.config.persist_jobs:

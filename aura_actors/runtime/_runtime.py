@@ -33,6 +33,7 @@ from ._queries import ANY_OWNER, JobPage, JobQueries, OwnerFilter, visible
 from ._records import JobRecord, LogLine
 from ._recovery import recover
 from ._runner import STORE_CLOSE_TIMEOUT, JobRunner
+from ._source import JobSource
 from ._status import JobStatus
 from ._storage import JobStorage
 from ._streams import JobStreams
@@ -58,16 +59,18 @@ class Runtime:
         job_nursery: trio.Nursery,
         *,
         job_count: int = 0,
+        source: JobSource | None = None,
     ) -> None:
         self.config = config
         self.pipelines = pipelines
         self.storage = storage
         self.broadcaster = broadcaster
         self.hub: Hub = broadcaster.hub
-        self._runner = JobRunner(config, broadcaster, job_nursery)
+        self._runner = JobRunner(config, broadcaster, job_nursery, source)
+        self._source = self._runner.source
         self._live: dict[str, Job] = self._runner.live
         self._queries = JobQueries(self._live, storage)
-        self._streams = JobStreams(config, self._queries, self.hub)
+        self._streams = JobStreams(config, self._queries, self.hub, shared=self._source.shared)
         self._job_count = job_count
 
     # -- state (none of these is a checkpoint) --------------------------------------
@@ -76,6 +79,11 @@ class Runtime:
     def shutting_down(self) -> bool:
         """Whether the runtime has stopped taking jobs."""
         return self._runner.shutting_down
+
+    @property
+    def runner(self) -> JobRunner:
+        """Admission, slots and the running actors (a cluster's worker starts jobs there)."""
+        return self._runner
 
     @property
     def running_count(self) -> int:
@@ -150,12 +158,13 @@ class Runtime:
             broadcaster=self.broadcaster,
             retry_of=retry_of,
         )
-        job.history = JobHistory(self.config.max_history_events)
+        if not self._source.shared:  # else it may run elsewhere: replays read storage
+            job.history = JobHistory(self.config.max_history_events)
         await self._runner.store_new(job)
         self._job_count += 1
         logger.info("job submitted", extra={"job_id": job.id, "pipeline": job.pipeline})
         if job.status is JobStatus.QUEUED:  # else canceled while its record was being stored
-            self._runner.enqueue(job)
+            self._source.queued(self._runner, job)
         return JobRecord(0, job.owner, job.snapshot())
 
     async def cancel(
@@ -167,12 +176,16 @@ class Runtime:
         once that is stored (raising :class:`StorageFailing` if it cannot be). A running job's
         cancel scope is cancelled; its actor ends it as ``Canceled`` at the
         stage's next checkpoint (at once for sleeps, subprocesses and
-        threads). Raises :class:`JobNotFound` or :class:`JobAlreadyFinished`.
+        threads). In a cluster, a job this process does not run is cancelled
+        through the cluster (its job source). Raises :class:`JobNotFound` or
+        :class:`JobAlreadyFinished`.
         """
         job = self._live.get(job_id)
-        if job is None or not visible(job.owner, owner):
+        if job is None or not visible(job.owner, owner) or self._held_elsewhere(job):
             record = await self.get(job_id, owner=owner)
-            raise JobAlreadyFinished(record.id, record.status.value)
+            if record.status.is_terminal:
+                raise JobAlreadyFinished(record.id, record.status.value)
+            return await self._source.cancel_elsewhere(record, message)
         if job.status.is_terminal:
             raise JobAlreadyFinished(job.id, job.status.value)
         if job.status is JobStatus.QUEUED:
@@ -186,6 +199,10 @@ class Runtime:
             job.request_cancel(message)
             await trio.lowlevel.checkpoint()
         return JobRecord(0, job.owner, job.snapshot())
+
+    def _held_elsewhere(self, job: Job) -> bool:
+        """Whether ``job``, held here, waits in a cluster's queue (just submitted)."""
+        return self._source.shared and job.status is JobStatus.QUEUED
 
     async def retry(self, job_id: str, *, owner: OwnerFilter = ANY_OWNER) -> JobRecord:
         """Submit a new job with the same pipeline and params as a ``Failed``/``Canceled`` one.
@@ -208,6 +225,8 @@ class Runtime:
         if job is not None and visible(job.owner, owner):
             raise JobIsLive(job.id, job.status.value)
         record = await self.get(job_id, owner=owner)
+        if not record.status.is_terminal:  # in a cluster: queued, or running elsewhere
+            raise JobIsLive(record.id, record.status.value)
         try:
             await self.storage.delete(record.id)
         except Exception as exc:  # StorageUnavailable, or a file that would not go

@@ -38,6 +38,16 @@ class StaleEventIds(StorageUnavailable):
         self.newest = newest
 
 
+class JobRefused(StorageUnavailable):
+    """A commit was refused whole because of one job, ``job_id``, that this process may
+    not write that way (in a cluster: ending a queued job another node has claimed).
+    The broadcaster drops that job's part of the batch and commits the rest."""
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """What an opened storage holds that the runtime must act on."""

@@ -19,13 +19,18 @@ class JobStreams:
     """Subscribes readers to a job's events or to every job of an owner.
 
     Reads go through ``queries`` (its live jobs first, then storage); live
-    events come from ``hub``.
+    events come from ``hub``. With ``shared`` (a cluster's node) a job this
+    process does not hold may be running on another node: a subscription to it
+    follows the hub (which that node's live feed feeds) until its terminal event.
     """
 
-    def __init__(self, config: RuntimeConfig, queries: JobQueries, hub: Hub) -> None:
+    def __init__(
+        self, config: RuntimeConfig, queries: JobQueries, hub: Hub, *, shared: bool = False
+    ) -> None:
         self.config = config
         self.queries = queries
         self.hub = hub
+        self.shared = shared
 
     async def subscribe_job(
         self, job_id: str, *, owner: OwnerFilter, after: EventId | None
@@ -53,11 +58,31 @@ class JobStreams:
             job_id=record.id,
         )
         job = live.get(record.id)
-        if job is None or job.terminal_published:
-            subscription.end()
-        else:
+        if job is not None and not job.terminal_published:
             self.hub.follow_job(record.id, subscription)
+        elif job is None and self.shared and not record.status.is_terminal:
+            await self._follow_elsewhere(record.id, subscription)
+        else:
+            subscription.end()
         return subscription
+
+    async def _follow_elsewhere(self, job_id: str, subscription: Subscription) -> None:
+        """Follow a job another node may be running, until its terminal event.
+
+        The subscription joins the hub before its replay is read, so what is
+        committed meanwhile is either replayed or fed live (twice is harmless:
+        ids are dropped once passed). The job may have ended between reading its
+        record and joining: read it again, and end the subscription if so (its
+        replay then reads through the terminal event).
+        """
+        self.hub.follow_job(job_id, subscription)
+        try:
+            stored = await self.queries.stored(job_id)
+        except BaseException:
+            subscription.close()
+            raise
+        if stored is None or stored.status.is_terminal:
+            subscription.end()
 
     def _follow_live(self, job: Job, after: EventId | None) -> Subscription:
         """Replay ``job``'s history from memory, then follow it: no storage read, no gap.

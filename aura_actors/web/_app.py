@@ -21,7 +21,7 @@ from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ._metrics import ServerMetrics
 from ._openapi import ApiDocsProvider
 from ._pages import register_page_routes
-from ._rest import register_rest_routes
+from ._rest import register_rest_routes, register_service_routes
 from ._settings import ServerSettings
 from ._sse_routes import register_sse_routes
 from ._ws_routes import register_ws_routes
@@ -37,6 +37,8 @@ def create_app(
     metrics: ServerMetrics | None = None,
 ) -> QuartTrio:
     """Build the app serving ``runtime``. ``tokens`` (token → user) turns auth on.
+
+    A cluster's ``worker`` node serves only ``/api/health`` and ``/metrics``.
 
     ``metrics`` should be the runtime's observer too (see ``open_runtime``).
     """
@@ -72,10 +74,12 @@ def create_app(
     install_guards(app, RequestGuards(settings.host, settings.allowed_hosts, settings.cors_origins))
     install_cors(app, settings.cors_origins)
     _install_no_content_headers(app)
-    register_rest_routes(app, context)
-    register_sse_routes(app, context)
-    register_ws_routes(app, context)
-    register_page_routes(app, context)
+    if settings.runtime.role != "worker":  # a cluster's worker serves only these two
+        register_rest_routes(app, context)
+        register_sse_routes(app, context)
+        register_ws_routes(app, context)
+        register_page_routes(app, context)
+    register_service_routes(app, context)
     _register_metrics_route(app, context)
     return app
 

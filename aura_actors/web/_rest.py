@@ -89,7 +89,6 @@ def register_rest_routes(app: Quart, context: ServerContext) -> None:
 
     _register_job_routes(app, context)
     _register_job_output_routes(app, context)
-    _register_service_routes(app, context)
 
 
 def _register_job_routes(app: Quart, context: ServerContext) -> None:
@@ -172,8 +171,8 @@ async def _send_artifact(config: RuntimeConfig, job: JobRecord, name: str) -> Re
     raise ApiError(404, "artifact_not_found", f"job {job.id!r} has no artifact {name!r}")
 
 
-def _register_service_routes(app: Quart, context: ServerContext) -> None:
-    """The server itself: health."""
+def register_service_routes(app: Quart, context: ServerContext) -> None:
+    """The server itself: health (a cluster's worker serves it, and ``/metrics``, alone)."""
     runtime = context.runtime
 
     @app.get("/api/health")

@@ -226,6 +226,12 @@ async def _run_app(
         data_dir = settings.runtime.data_dir.resolve()
         stored = runtime.job_count
         print(f"data dir: {data_dir} ({stored} job{'s' if stored != 1 else ''} stored)", flush=True)
+        config = runtime.config
+        if config.redis_url is not None:
+            print(
+                f"cluster node {config.node_name} ({config.role}), prefix {config.redis_prefix}",
+                flush=True,
+            )
         if on_listening is not None:
             on_listening(url)
         if settings.demo_jobs and runtime.job_count == 0:

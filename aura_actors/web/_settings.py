@@ -161,6 +161,7 @@ class ServerSettings:
             raise ValueError("log_format must be 'auto', 'text' or 'json'")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError("log_level must be 'debug', 'info', 'warning' or 'error'")
+        self.runtime.check_cluster_flags()
 
     @classmethod
     def of(cls, **values: Any) -> ServerSettings:
