@@ -45,7 +45,14 @@ async def dead_worker_once(nodes: Cluster) -> dict[str, Any]:
     port = nodes.api.port
     job_id = await create_job(port, LONG_JOB)
     stream = await open_sse(HOST, port, f"/api/jobs/{job_id}/events")
-    async with stream.stream:
+    # Bounded: a cluster that never notices the death fails the measure, it does not hang.
+    with trio.fail_after(30 + 10 * nodes.worker_timeout):
+        async with stream.stream:
+            return await _kill_and_watch(nodes, job_id, stream)
+
+
+async def _kill_and_watch(nodes: Cluster, job_id: str, stream: SseStream) -> dict[str, Any]:
+    port = nodes.api.port
         await _read_until(stream, "step-progress")
         holder = (await request(HOST, port, "GET", f"/api/jobs/{job_id}")).json()["node"]
         victim = next(node for node in nodes.workers if node.name == holder)
@@ -58,7 +65,7 @@ async def dead_worker_once(nodes: Cluster) -> dict[str, Any]:
         warned = time.monotonic() - killed_at
         await _read_until(stream, "job-status")
         running = time.monotonic() - killed_at
-    await request(HOST, port, "POST", f"/api/jobs/{job_id}/cancel")
+        await request(HOST, port, "POST", f"/api/jobs/{job_id}/cancel")
     return {"job": job_id, "victim": holder, "warning_s": warned, "running_again_s": running}
 
 
@@ -69,16 +76,11 @@ async def throughput(nodes: Cluster, jobs: int, ticks: int) -> dict[str, Any]:
     """
     port = nodes.api.port
     stream = await open_sse(HOST, port, "/api/events")
-    async with stream.stream:
-        began = time.monotonic()
-        async with trio.open_nursery() as nursery:
-            params = {"stages": 1, "ticks": ticks, "tickSeconds": 0}
-            nursery.start_soon(create_jobs, port, jobs, params)
-            done = 0
-            while done < jobs and not stream.closed:
-                events = await stream.receive()
-                done += sum(1 for event in events if event.event == "job-completed")
-        seconds = time.monotonic() - began
+    with trio.fail_after(120 + jobs * ticks / 100):
+        async with stream.stream:
+            began = time.monotonic()
+            done = await _run_jobs(port, stream, jobs, {"stages": 1, "ticks": ticks, "tickSeconds": 0})
+            seconds = time.monotonic() - began
     if done < jobs:
         raise RuntimeError(f"throughput: only {done} of {jobs} jobs completed")
     return {
@@ -88,3 +90,14 @@ async def throughput(nodes: Cluster, jobs: int, ticks: int) -> dict[str, Any]:
         "jobs_per_second": jobs / seconds,
         "ticks_per_second": jobs * ticks / seconds,
     }
+
+
+async def _run_jobs(port: int, stream: SseStream, jobs: int, params: dict[str, Any]) -> int:
+    """Submit ``jobs`` jobs while counting ``job-completed`` on ``stream``; the count at the end."""
+    done = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(create_jobs, port, jobs, params)
+        while done < jobs and not stream.closed:
+            events = await stream.receive()
+            done += sum(1 for event in events if event.event == "job-completed")
+    return done
