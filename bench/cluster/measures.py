@@ -53,19 +53,19 @@ async def dead_worker_once(nodes: Cluster) -> dict[str, Any]:
 
 async def _kill_and_watch(nodes: Cluster, job_id: str, stream: SseStream) -> dict[str, Any]:
     port = nodes.api.port
-        await _read_until(stream, "step-progress")
-        holder = (await request(HOST, port, "GET", f"/api/jobs/{job_id}")).json()["node"]
-        victim = next(node for node in nodes.workers if node.name == holder)
-        killed_at = time.monotonic()
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.process.wait()
-        nodes.workers.remove(victim)
-        if await _read_until(stream, "warning") != "warning":
-            raise RuntimeError(f"job {job_id}: no warning after its worker died")
-        warned = time.monotonic() - killed_at
-        await _read_until(stream, "job-status")
-        running = time.monotonic() - killed_at
-        await request(HOST, port, "POST", f"/api/jobs/{job_id}/cancel")
+    await _read_until(stream, "step-progress")
+    holder = (await request(HOST, port, "GET", f"/api/jobs/{job_id}")).json()["node"]
+    victim = next(node for node in nodes.workers if node.name == holder)
+    killed_at = time.monotonic()
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.process.wait()
+    nodes.workers.remove(victim)
+    if await _read_until(stream, "warning") != "warning":
+        raise RuntimeError(f"job {job_id}: no warning after its worker died")
+    warned = time.monotonic() - killed_at
+    await _read_until(stream, "job-status")
+    running = time.monotonic() - killed_at
+    await request(HOST, port, "POST", f"/api/jobs/{job_id}/cancel")
     return {"job": job_id, "victim": holder, "warning_s": warned, "running_again_s": running}
 
 
@@ -79,7 +79,8 @@ async def throughput(nodes: Cluster, jobs: int, ticks: int) -> dict[str, Any]:
     with trio.fail_after(120 + jobs * ticks / 100):
         async with stream.stream:
             began = time.monotonic()
-            done = await _run_jobs(port, stream, jobs, {"stages": 1, "ticks": ticks, "tickSeconds": 0})
+            params = {"stages": 1, "ticks": ticks, "tickSeconds": 0}
+            done = await _run_jobs(port, stream, jobs, params)
             seconds = time.monotonic() - began
     if done < jobs:
         raise RuntimeError(f"throughput: only {done} of {jobs} jobs completed")
