@@ -64,6 +64,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
     from dataclasses import replace
 
     from bench.abuse import scenario as abuse
+    from bench.cluster import scenario as cluster
     from bench.http import capacity
     from bench.http import scenarios as http
     from bench.inproc import broadcast, cancel, durability, fanout, spawn, startup, video
@@ -87,6 +88,7 @@ def _steps(plan: Plan, args: argparse.Namespace) -> dict[str, Callable[[RunResul
             r, replace(plan.capacity, servers=servers, pin=not args.no_pin)
         ),
         "abuse": lambda r: abuse.run(r, replace(plan.abuse, pin=not args.no_pin)),
+        "cluster": lambda r: cluster.run(r, plan.cluster),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.abuse.plan import AbusePlan, abuse_plan
+from bench.cluster.plan import ClusterPlan, cluster_plan
 from bench.http.capacity import CapacityPlan
 from bench.http.scenarios import HttpPlan, LatencyRun
 
@@ -19,6 +20,7 @@ SCENARIOS = (
     "http",
     "capacity",
     "abuse",
+    "cluster",
 )
 
 
@@ -52,6 +54,8 @@ class Plan:
     )
     #: The abuse scenario's window and the size of each abuse.
     abuse: AbusePlan = field(default_factory=lambda: abuse_plan("smoke"))
+    #: The cluster scenario's sizes (API nodes and workers on a private Redis).
+    cluster: ClusterPlan = field(default_factory=lambda: cluster_plan("smoke"))
 
 
 def make_plan(mode: str) -> Plan:
@@ -100,6 +104,7 @@ def make_plan(mode: str) -> Plan:
             durability_delivery=(10, 2_000, 10),
             capacity=CapacityPlan(20, (100, 400), repeats=3, window=0.7, warmup=0.3),
             abuse=abuse_plan("quick"),
+            cluster=cluster_plan("quick"),
         )
     return Plan(
         mode,
@@ -126,4 +131,5 @@ def make_plan(mode: str) -> Plan:
         durability_delivery=(100, 2_000, 10),
         capacity=CapacityPlan(100, (250, 500, 750, 1000), repeats=3, window=2.0),
         abuse=abuse_plan("full"),
+        cluster=cluster_plan("full"),
     )

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.http.scenarios import _cpus, _loadgen
+from bench.http.scenarios import _cpus, run_loadgen
 from bench.http.server import PEER, ServerFailed, aura_spec, running
 from bench.progress import say
 from bench.results import Measure, RunResults
@@ -134,7 +134,7 @@ def _measure_step(
         "transport": transport,
     }
     timeout = 120 + plan.window * plan.repeats + clients / 20
-    result = _loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
+    result = run_loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
     point = _point(result, clients / plan.tick_seconds)
     say(
         f"capacity/{server.name} {TRANSPORT_LABELS[transport]} offered "

@@ -63,9 +63,11 @@ class HttpPlan:
     max_jobs: int = field(default=0)
 
 
-def _loadgen(
+def run_loadgen(
     scenario: str, port: int, pid: int, config: JsonDict, cpu: int | None, timeout: float
 ) -> JsonDict:
+    """Run :mod:`bench.http.loadgen` ``scenario`` against the server on ``port`` (process
+    ``pid``), pinned to ``cpu`` if given; return its JSON result."""
     command = [sys.executable, "-m", "bench.http.loadgen", scenario, "--port", str(port)]
     command += ["--server-pid", str(pid), "--config", json.dumps(config)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True, cwd=ROOT)
@@ -101,7 +103,7 @@ def _run_server(spec: ServerSpec, plan: HttpPlan) -> JsonDict:
             say(f"http/{spec.name}: idle connections {list(plan.idle_steps)} (pid {server.pid})")
             config: JsonDict = {"steps": list(plan.idle_steps)}
             timeout = 120 + max(plan.idle_steps) / 20
-            out["idle"] = _loadgen("idle", server.port, server.pid, config, load_cpu, timeout)
+            out["idle"] = run_loadgen("idle", server.port, server.pid, config, load_cpu, timeout)
     with running(spec, max_jobs, cpu=server_cpu) as server:
         say(f"http/{spec.name}: listening on port {server.port} (pid {server.pid})")
         for run in plan.latency:
@@ -116,7 +118,7 @@ def _run_server(spec: ServerSpec, plan: HttpPlan) -> JsonDict:
                 "transport": run.transport,
             }
             timeout = 120 + run.window + run.clients / 20
-            result = _loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
+            result = run_loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
             lat = result["latency_ms"]
             say(
                 f"http/{spec.name}: {run.key}: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
@@ -128,7 +130,9 @@ def _run_server(spec: ServerSpec, plan: HttpPlan) -> JsonDict:
             say(f"http/{spec.name}: {plan.cancels} cancels over HTTP")
             config = {"count": plan.cancels}
             timeout = 60 + plan.cancels
-            out["cancel"] = _loadgen("cancel", server.port, server.pid, config, load_cpu, timeout)
+            out["cancel"] = run_loadgen(
+                "cancel", server.port, server.pid, config, load_cpu, timeout
+            )
             lat = out["cancel"]["latency_ms"]
             say(f"http/{spec.name}: cancel p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
     return out

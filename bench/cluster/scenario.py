@@ -1,0 +1,140 @@
+"""The ``cluster`` scenario: delivery, cancel, a dead worker and throughput, on real processes.
+
+- **delivery**: ``jobs`` × ``clients`` SSE (the HTTP scenario's load generator)
+  against one process (``aura-actors serve``, SQLite) and against a cluster of
+  1 API node + 1 worker on a private Redis, in the same run. Nothing is pinned:
+  the point of the cluster is to use more than one core.
+- **cancel**: the load generator's cancel measure against the API node, the
+  jobs running on the worker (POST → ``job-cancelled`` on the stream).
+- **dead worker**: a job's worker killed with SIGKILL; seconds until its stream
+  shows the next attempt (``warning``, then ``job-status`` Running).
+- **throughput**: busy jobs through 1 worker, then 2: jobs/s to done.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import trio
+
+from bench.cluster import measures
+from bench.cluster.nodes import Cluster, NodeFailed, cluster, redis_server
+from bench.cluster.plan import ClusterPlan
+from bench.cluster.report import add_rows
+from bench.http.scenarios import run_loadgen
+from bench.http.server import ServerFailed, aura_spec, running
+from bench.procstat import cpu_percent, sample
+from bench.progress import say
+from bench.results import RunResults
+
+JsonDict = dict[str, Any]
+
+
+def _latency_config(plan: ClusterPlan) -> JsonDict:
+    return {
+        "jobs": plan.jobs,
+        "clients": plan.clients,
+        "silent": 0.0,
+        "window": plan.window,
+        "tick_seconds": plan.tick_seconds,
+        "warmup": plan.warmup,
+        "transport": "sse",
+    }
+
+
+def _timeout(plan: ClusterPlan) -> float:
+    return 180 + plan.window + plan.clients / 10
+
+
+def _say_latency(label: str, result: JsonDict) -> None:
+    lat = result["latency_ms"]
+    say(
+        f"cluster: {label}: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+        f"{result['events_per_second']:,.0f} events/s, server CPU "
+        f"{result['server_cpu_percent']:.0f}%"
+    )
+
+
+def _single_delivery(plan: ClusterPlan) -> JsonDict:
+    spec = aura_spec()
+    if spec is None:
+        raise NodeFailed("aura-actors serve is not available")
+    with running(spec, plan.max_jobs) as server:
+        config = _latency_config(plan)
+        result = run_loadgen("latency", server.port, server.pid, config, None, _timeout(plan))
+    _say_latency(f"one process, SSE {plan.jobs} x {plan.clients}", result)
+    return result
+
+
+def _cluster_delivery(plan: ClusterPlan, nodes: Cluster, redis_pid: int) -> JsonDict:
+    trio.run(measures.run_probe_job, nodes.api.port)
+    others = {"worker": nodes.workers[0].pid, "redis": redis_pid}
+    before = {name: sample(pid) for name, pid in others.items()}
+    started = time.monotonic()
+    config = _latency_config(plan)
+    result = run_loadgen("latency", nodes.api.port, nodes.api.pid, config, None, _timeout(plan))
+    wall = time.monotonic() - started
+    # Over the whole load run (jobs made, streams opened, the window), not the window alone.
+    result["other_cpu_percent"] = {
+        name: cpu_percent(before[name], sample(pid), wall) for name, pid in others.items()
+    }
+    _say_latency(f"1 API + 1 worker, SSE {plan.jobs} x {plan.clients}", result)
+    return result
+
+
+def _cancel(plan: ClusterPlan, nodes: Cluster) -> JsonDict:
+    config = {"count": plan.cancels}
+    result = run_loadgen("cancel", nodes.api.port, nodes.api.pid, config, None, 60 + plan.cancels)
+    lat = result["latency_ms"]
+    say(f"cluster: cancel across nodes p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    return result
+
+
+def _dead_worker(plan: ClusterPlan, nodes: Cluster) -> JsonDict:
+    runs = []
+    for _ in range(plan.kills):
+        outcome = trio.run(measures.dead_worker_once, nodes)
+        say(
+            f"cluster: worker {outcome['victim']} killed: warning after "
+            f"{outcome['warning_s']:.2f} s, running again after {outcome['running_again_s']:.2f} s "
+            f"(--worker-timeout {plan.worker_timeout:g} s)"
+        )
+        runs.append(outcome)
+        nodes.start("worker")
+    return {
+        "worker_timeout_s": plan.worker_timeout,
+        "runs": runs,
+        "median_running_again_s": statistics.median(r["running_again_s"] for r in runs),
+    }
+
+
+def _throughput(plan: ClusterPlan, nodes: Cluster, workers: int) -> JsonDict:
+    trio.run(measures.run_probe_job, nodes.api.port)
+    result = trio.run(measures.throughput, nodes, plan.throughput_jobs, plan.throughput_ticks)
+    say(
+        f"cluster: {workers} worker(s): {result['jobs_per_second']:.1f} jobs/s, "
+        f"{result['ticks_per_second']:,.0f} ticks/s"
+    )
+    return result
+
+
+def run(results: RunResults, plan: ClusterPlan) -> None:
+    """Run every measure; add rows and the raw data."""
+    data: JsonDict = {"plan": {"jobs": plan.jobs, "clients": plan.clients}}
+    try:
+        data["single"] = _single_delivery(plan)
+        with redis_server() as (url, redis):
+            with cluster(url, plan, apis=1, workers=1) as nodes:
+                data["cluster"] = _cluster_delivery(plan, nodes, redis.pid)
+                data["cancel"] = _cancel(plan, nodes)
+                data["throughput_1"] = _throughput(plan, nodes, 1)
+            with cluster(url, plan, apis=1, workers=2) as nodes:
+                data["throughput_2"] = _throughput(plan, nodes, 2)
+                data["dead_worker"] = _dead_worker(plan, nodes)
+    except (NodeFailed, ServerFailed, RuntimeError) as exc:
+        data["failed"] = f"{type(exc).__name__}: {exc}"
+        say(f"cluster: failed: {data['failed'][:800]}")
+    results.scenarios["cluster"] = data
+    add_rows(results, data)
