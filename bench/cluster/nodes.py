@@ -96,6 +96,9 @@ class Cluster:
             str(self.max_jobs),
             "--worker-timeout",
             str(self.worker_timeout),
+            # A job whose worker dies runs again (the measure times that).
+            "--max-attempts",
+            "2",
         ]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
