@@ -285,3 +285,31 @@ async def test_closing_during_a_fetch_ends_the_subscription() -> None:
     assert sub.is_exhausted
     with pytest.raises(trio.EndOfChannel):
         sub.receive_nowait()
+
+
+async def test_a_job_subscription_ends_with_a_terminal_event_from_its_replay() -> None:
+    """On a cluster node a job followed from elsewhere may have its terminal event in the
+    replay read from storage while the live feed, starting after the replay's position,
+    offers nothing more: the subscription ends after the replayed terminal event all
+    the same (it once stayed open, its stream sending keep-alives for ever)."""
+    stored = [_event(1), _event(2), _event(3, event_type=EventType.JOB_COMPLETED)]
+
+    async def fetch(after: EventId | None, limit: int) -> list[Event]:
+        return [event for event in stored if after is None or event.id > after][:limit]
+
+    hub = Hub()
+    subscription = Subscription(max_buffer=100, fetch=fetch, job_id="j")
+    hub.follow_job("j", subscription)
+    with trio.fail_after(5):
+        received = await collect(subscription)
+    assert _ns(received) == [1, 2, 3]
+    assert received[-1].type is EventType.JOB_COMPLETED
+
+
+async def test_an_owner_subscription_goes_on_after_one_jobs_terminal_event() -> None:
+    hub = Hub()
+    subscription = _owner_subscription(hub, "o")
+    hub.publish(_event(1, event_type=EventType.JOB_COMPLETED))
+    hub.publish(_event(2, job_id="k"))
+    assert _ns(_ready(subscription)) == [1, 2]
+    subscription.close()

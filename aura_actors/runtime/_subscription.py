@@ -8,6 +8,7 @@ from types import TracebackType
 
 import trio
 
+from ..protocol import TERMINAL_EVENT_TYPES
 from ._events import Event, EventType, stream_error
 from ._ids import EventId
 
@@ -240,6 +241,10 @@ class Subscription:
         for event in reversed(taken):
             if event.id is not None:
                 self.last_delivered_id = event.id
+                # A job's terminal event is its last: a one-job subscription that gives it
+                # (from its replay, say, while the live copy was skipped) has ended.
+                if self._job_id is not None and event.type in TERMINAL_EVENT_TYPES:
+                    self.end()
                 break
         return taken
 
