@@ -33,4 +33,4 @@ def cluster_plan(mode: str) -> ClusterPlan:
         return ClusterPlan(5, 20, 1.0, 0.5, 5, 10, 20, 1, 2.0)
     if mode == "quick":
         return ClusterPlan(50, 200, 2.0, 0.5, 20, 50, 100, 1, 2.0)
-    return ClusterPlan(1000, 1000, 8.0, 1.0, 100, 200, 500, 3, 2.0)
+    return ClusterPlan(1000, 1000, 8.0, 1.0, 100, 200, 500, 1, 2.0)

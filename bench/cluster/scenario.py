@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -24,7 +25,7 @@ from bench.cluster.nodes import Cluster, NodeFailed, cluster, redis_server
 from bench.cluster.plan import ClusterPlan
 from bench.cluster.report import add_rows
 from bench.http.scenarios import run_loadgen
-from bench.http.server import ServerFailed, aura_spec, running
+from bench.http.server import aura_spec, running
 from bench.procstat import cpu_percent, sample
 from bench.progress import say
 from bench.results import RunResults
@@ -121,20 +122,30 @@ def _throughput(plan: ClusterPlan, nodes: Cluster, workers: int) -> JsonDict:
 
 
 def run(results: RunResults, plan: ClusterPlan) -> None:
-    """Run every measure; add rows and the raw data."""
-    data: JsonDict = {"plan": {"jobs": plan.jobs, "clients": plan.clients}}
+    """Run every measure; add rows and the raw data. A measure that fails is recorded
+    (``failed``) and the others still run."""
+    data: JsonDict = {"plan": {"jobs": plan.jobs, "clients": plan.clients}, "failed": {}}
+    _attempt(data, "single", lambda: _single_delivery(plan))
     try:
-        data["single"] = _single_delivery(plan)
         with redis_server() as (url, redis):
             with cluster(url, plan, apis=1, workers=1) as nodes:
-                data["cluster"] = _cluster_delivery(plan, nodes, redis.pid)
-                data["cancel"] = _cancel(plan, nodes)
-                data["throughput_1"] = _throughput(plan, nodes, 1)
+                _attempt(data, "cluster", lambda: _cluster_delivery(plan, nodes, redis.pid))
+                _attempt(data, "cancel", lambda: _cancel(plan, nodes))
+                _attempt(data, "throughput_1", lambda: _throughput(plan, nodes, 1))
             with cluster(url, plan, apis=1, workers=2) as nodes:
-                data["throughput_2"] = _throughput(plan, nodes, 2)
-                data["dead_worker"] = _dead_worker(plan, nodes)
-    except (NodeFailed, ServerFailed, RuntimeError) as exc:
-        data["failed"] = f"{type(exc).__name__}: {exc}"
-        say(f"cluster: failed: {data['failed'][:800]}")
+                _attempt(data, "throughput_2", lambda: _throughput(plan, nodes, 2))
+                _attempt(data, "dead_worker", lambda: _dead_worker(plan, nodes))
+    except NodeFailed as exc:
+        data["failed"]["nodes"] = str(exc)
+        say(f"cluster: failed: {str(exc)[:800]}")
     results.scenarios["cluster"] = data
     add_rows(results, data)
+
+
+def _attempt(data: JsonDict, name: str, measure: Callable[[], JsonDict]) -> None:
+    """Run one measure into ``data[name]``; a failure is recorded, not raised."""
+    try:
+        data[name] = measure()
+    except Exception as exc:  # a failed measure must not lose the others' figures
+        data["failed"][name] = f"{type(exc).__name__}: {exc}"
+        say(f"cluster: {name} failed: {data['failed'][name][:800]}")
