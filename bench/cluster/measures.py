@@ -5,26 +5,38 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import deque
 from typing import Any
 
 import trio
 
 from bench.cluster.nodes import Cluster
 from bench.http.loadgen import create_job, create_jobs
-from bench.http.wire import SseStream, open_sse, request
+from bench.http.wire import SseEvent, SseStream, open_sse, request
 
 HOST = "127.0.0.1"
 #: A job that runs until it is cancelled (or its worker dies).
 LONG_JOB = {"stages": 1, "ticks": 100_000, "tickSeconds": 0.05}
 
 
-async def _read_until(stream: SseStream, *types: str) -> str:
-    """Read ``stream`` until an event of one of ``types``; return its type ("" at EOF)."""
-    while not stream.closed:
-        for event in await stream.receive():
+class EventReader:
+    """A stream's events one at a time: what one read brought past a wanted event waits
+    for the next :meth:`until` (a ``warning`` and a ``job-status`` often come in one read)."""
+
+    def __init__(self, stream: SseStream) -> None:
+        self.stream = stream
+        self._pending: deque[SseEvent] = deque()
+
+    async def until(self, *types: str) -> str:
+        """Read until an event of one of ``types``; return its type ("" at the stream's end)."""
+        while self._pending or not self.stream.closed:
+            if not self._pending:
+                self._pending.extend(await self.stream.receive())
+                continue
+            event = self._pending.popleft()
             if event.event in types:
                 return event.event
-    return ""
+        return ""
 
 
 async def run_probe_job(port: int) -> None:
@@ -32,7 +44,7 @@ async def run_probe_job(port: int) -> None:
     job_id = await create_job(port, {"stages": 1, "ticks": 1, "tickSeconds": 0})
     stream = await open_sse(HOST, port, f"/api/jobs/{job_id}/events")
     async with stream.stream:
-        if await _read_until(stream, "job-completed") != "job-completed":
+        if await EventReader(stream).until("job-completed") != "job-completed":
             raise RuntimeError(f"probe job {job_id} did not complete")
 
 
@@ -53,17 +65,18 @@ async def dead_worker_once(nodes: Cluster) -> dict[str, Any]:
 
 async def _kill_and_watch(nodes: Cluster, job_id: str, stream: SseStream) -> dict[str, Any]:
     port = nodes.api.port
-    await _read_until(stream, "step-progress")
+    events = EventReader(stream)
+    await events.until("step-progress")
     holder = (await request(HOST, port, "GET", f"/api/jobs/{job_id}")).json()["node"]
     victim = next(node for node in nodes.workers if node.name == holder)
     killed_at = time.monotonic()
     os.kill(victim.pid, signal.SIGKILL)
     victim.process.wait()
     nodes.workers.remove(victim)
-    if await _read_until(stream, "warning") != "warning":
+    if await events.until("warning") != "warning":
         raise RuntimeError(f"job {job_id}: no warning after its worker died")
     warned = time.monotonic() - killed_at
-    await _read_until(stream, "job-status")
+    await events.until("job-status")
     running = time.monotonic() - killed_at
     await request(HOST, port, "POST", f"/api/jobs/{job_id}/cancel")
     return {"job": job_id, "victim": holder, "warning_s": warned, "running_again_s": running}
