@@ -59,6 +59,8 @@ class Cluster:
     max_jobs: int
     apis: list[Node] = field(default_factory=list)
     workers: list[Node] = field(default_factory=list)
+    #: Nodes started so far (each node's name takes the next number).
+    started: int = 0
 
     @property
     def api(self) -> Node:
@@ -68,7 +70,8 @@ class Cluster:
     def start(self, role: str) -> Node:
         """Start one more node of ``role`` (``api`` or ``worker``); wait until it is up."""
         nodes = self.apis if role == "api" else self.workers
-        name = f"{role}-{len(nodes) + 1}"
+        self.started += 1  # names are never reused: a killed node's lock may still be held
+        name = f"{role}-{self.started}"
         port = free_port()
         log_path = self.data_dir / f"{name}.log"
         command = [
