@@ -10,14 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cluster.plan import ClusterPlan
-from bench.http.server import free_port
+from bench.http.server import free_port, healthy
 from bench.progress import ROOT
 
 #: Seconds a node or Redis gets to come up.
@@ -119,12 +118,7 @@ class Cluster:
 
 def _ready(node: Node) -> bool:
     """Every role answers ``/api/health`` (a worker serves it and ``/metrics`` only)."""
-    try:
-        url = f"http://127.0.0.1:{node.port}/api/health"
-        with urllib.request.urlopen(url, timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
+    return healthy(node.port)
 
 
 def _wait_until(ready: object, process: subprocess.Popen[bytes], tail: object, what: str) -> None:

@@ -94,7 +94,8 @@ class RunningServer:
         return self.log_path.read_bytes()[-size:].decode(errors="replace")
 
 
-def _healthy(port: int) -> bool:
+def healthy(port: int) -> bool:
+    """Whether the server on ``port`` answers ``/api/health`` with 200 (within a second)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as answer:
             return bool(answer.status == 200)
@@ -127,7 +128,7 @@ def running(
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(process.pid, {cpu})
         deadline = time.monotonic() + timeout
-        while not _healthy(port):
+        while not healthy(port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise ServerFailed(f"{spec.name} did not come up:\n{server.log_tail()}")
             time.sleep(0.1)
