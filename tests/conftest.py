@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import pytest
 import trio
 import trio.testing
+from support.redis import prefix  # noqa: F401 - the Redis tests' key prefix
 from support.service import (  # noqa: F401 - fixtures of the HTTP contract tests
     client,
     cluster,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 from support.cluster import node_store, queue_of, running_broadcaster, start, submit
-from support.redis import SHARED_URL, open_store, shared_prefix
+from support.redis import SHARED_URL, open_store
 
 from aura_actors.cluster import WORKER_LOST, Reaper, RedisStorage
 from aura_actors.pipelines import default_pipelines
@@ -35,12 +35,6 @@ from aura_actors.runtime._outgoing import CommitWaiter
 QUICK = {"stages": 1, "ticks": 2, "tickSeconds": 0}
 #: A job that sits in its first tick until cancelled.
 WAITING = {"stages": 1, "ticks": 1, "tickSeconds": 600}
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 @asynccontextmanager

@@ -7,24 +7,16 @@ in a cancel scope watched by its :class:`CancelListener`, fed by its live feed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
-from support.redis import open_store, shared_prefix
+from support.redis import open_store
 from support.store_script import Script
 
 from aura_actors.cluster import DispatchQueue, RedisStorage
 from aura_actors.cluster._cancels import CancelListener
 from aura_actors.cluster._live import LiveFeed
 from aura_actors.runtime._hub import Hub
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 class FakeJob:

@@ -8,22 +8,15 @@ to a claim is refused whole and goes to the worker through the cancel flag.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import coredis
 import pytest
-from support.redis import SHARED_URL, keys_under, open_store, shared_prefix
+from support.redis import SHARED_URL, keys_under, open_store
 from support.store_script import Script
 
 from aura_actors.cluster import DispatchQueue, JobClaimed, RedisStorage
 from aura_actors.runtime import Commit, EventType, JobStatus
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 def _cancelled(script: Script, job_id: str) -> Commit:

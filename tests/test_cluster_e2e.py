@@ -12,14 +12,12 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
-from support.redis import SHARED_URL, shared_prefix
+from support.redis import SHARED_URL
 from support.servers import ServerProcess, server_process
 from support.streams import Ev, assert_strictly_increasing, create_job, open_sse, read_sse
 
@@ -27,12 +25,6 @@ from support.streams import Ev, assert_strictly_increasing, create_job, open_sse
 STEPPING = {"pipeline": "synthetic", "params": {"stages": 3, "ticks": 4, "tickSeconds": 0.08}}
 #: A job that sits in its first tick until cancelled.
 WAITING = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSeconds": 600}}
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 def _after(events: list[Ev], last: str) -> list[Ev]:

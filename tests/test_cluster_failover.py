@@ -22,9 +22,8 @@ from typing import Any
 
 import coredis
 import httpx
-import pytest
 import trio
-from support.redis import SHARED_URL, shared_prefix
+from support.redis import SHARED_URL
 from support.servers import ServerProcess, server_process
 from support.streams import (
     Ev,
@@ -46,12 +45,6 @@ def _job(ticks: int, tick_seconds: float) -> dict[str, Any]:
         "pipeline": "synthetic",
         "params": {"stages": 1, "ticks": ticks, "tickSeconds": tick_seconds},
     }
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 class Cluster:

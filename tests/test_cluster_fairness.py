@@ -5,22 +5,14 @@ within each user's line, whichever node queued them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 from support.cluster import node_store, queue_of, running_broadcaster, submit
-from support.redis import open_store, shared_prefix
+from support.redis import open_store
 from test_cluster_admission import WAITING, _status_is, _until, node
 
 from aura_actors.runtime import JobStatus
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 async def test_a_users_one_job_is_claimed_second_not_after_anothers_backlog(

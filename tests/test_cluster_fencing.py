@@ -9,7 +9,6 @@ writes, tells the runtime, and stores the rest of the batch at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,12 @@ from support.cluster import (
     stream,
     submit,
 )
-from support.redis import SHARED_URL, keys_under, open_store, shared_prefix
+from support.redis import SHARED_URL, keys_under, open_store
 from support.store_script import Script
 
 from aura_actors.cluster import Fenced, JobClaimed, Reaper, RedisStorage
 from aura_actors.protocol import WarningData
 from aura_actors.runtime import Broadcaster, Commit, EventType, Job, JobStatus
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 def _warning(script: Script, job_id: str, attempt: int | None = None) -> Commit:

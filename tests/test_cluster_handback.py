@@ -4,10 +4,8 @@ queue, where another worker claims them, or ends them when no attempt is left.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 from support.cluster import (
     holder,
@@ -21,17 +19,11 @@ from support.cluster import (
     stream,
     submit,
 )
-from support.redis import open_store, shared_prefix
+from support.redis import open_store
 
 from aura_actors.cluster import HandBack, Handed, RedisStorage, hand_back
 from aura_actors.protocol import WarningData
 from aura_actors.runtime import INTERRUPTED, Broadcaster, EventType, Job, JobStatus
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 async def _queue_state(store: RedisStorage) -> tuple[object, ...]:

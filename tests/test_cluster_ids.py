@@ -9,24 +9,16 @@ stream, and each snapshot names its job's newest event.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
-from support.redis import SHARED_URL, keys_under, open_store, shared_prefix
+from support.redis import SHARED_URL, keys_under, open_store
 from support.store_script import Script
 
 from aura_actors.cluster import RedisStorage
 from aura_actors.protocol import WarningData
 from aura_actors.runtime import Broadcaster, EventId, EventIdGenerator, EventType, Hub, Job
 from aura_actors.runtime._outgoing import CommitWaiter
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 def _node(store: RedisStorage, nursery: trio.Nursery) -> Broadcaster:

@@ -9,14 +9,12 @@ where runtime ``Subscription``s follow jobs and owners as the web layer's do.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
 import coredis
-import pytest
 import trio
-from support.redis import open_store, private_redis, shared_prefix
+from support.redis import open_store, private_redis
 from support.store_script import Script, events_of, run_script
 
 from aura_actors.cluster import RedisStorage
@@ -24,12 +22,6 @@ from aura_actors.cluster._live import LiveFeed
 from aura_actors.runtime import Commit, Event, EventId
 from aura_actors.runtime._hub import Hub
 from aura_actors.runtime._subscription import Subscription
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 def _job_subscription(

@@ -7,13 +7,12 @@ test waits, with a bound, for the key to be gone rather than sleeping a fixed ti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trio
 from support.cluster import queue_of, running_broadcaster
-from support.redis import open_store, shared_prefix
+from support.redis import open_store
 
 from aura_actors.cluster import Presence, Reaper, live_workers
 from aura_actors.runtime import RuntimeConfig
@@ -22,12 +21,6 @@ from aura_actors.runtime import RuntimeConfig
 EXPIRY_BOUND = 10.0
 #: Seconds between looks at a heartbeat key.
 POLL = 0.02
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 async def test_a_worker_whose_heartbeat_stops_is_seen_dead_after_the_timeout(

@@ -8,7 +8,6 @@ is what the reaper goes by; that a heartbeat that stops expires is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from support.cluster import (
     stream,
     submit,
 )
-from support.redis import open_store, shared_prefix
+from support.redis import open_store
 
 from aura_actors.cluster import WORKER_LOST, Claim, Fenced, Presence, Reaper, RedisStorage
 from aura_actors.protocol import WarningData
@@ -39,12 +38,6 @@ from aura_actors.runtime import (
     Job,
     JobStatus,
 )
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 def _reaper(

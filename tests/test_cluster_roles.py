@@ -20,7 +20,7 @@ from typing import Any
 import coredis
 import pytest
 import trio
-from support.redis import SHARED_URL, shared_prefix
+from support.redis import SHARED_URL
 
 from aura_actors.cluster import DispatchQueue, KeyLayout
 from aura_actors.cluster import _worker as worker_module
@@ -40,12 +40,6 @@ from aura_actors.runtime import (
 QUICK = {"stages": 2, "ticks": 3, "tickSeconds": 0}
 #: A job that sits in its first tick until cancelled.
 WAITING = {"stages": 1, "ticks": 1, "tickSeconds": 600}
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 @asynccontextmanager

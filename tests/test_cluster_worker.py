@@ -14,10 +14,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from support.cluster import kinds, node_store, queue_of, running_broadcaster, start, stream
-from support.redis import SHARED_URL, open_store, shared_prefix
+from support.redis import SHARED_URL, open_store
 from support.streams import wait_until
 
 from aura_actors.cluster import KeyLayout
@@ -34,12 +33,6 @@ from aura_actors.runtime._outgoing import CommitWaiter
 
 #: About a second of work, reporting as it goes.
 STEPPING = {"stages": 1, "ticks": 5, "tickSeconds": 0.2}
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
 
 
 @asynccontextmanager

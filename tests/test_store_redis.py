@@ -9,7 +9,6 @@ a private ``redis-server``. Wall-clock time (expiry, retention) is injected.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from support.redis import (
     SHARED_URL,
     keys_under,
     open_store,
-    shared_prefix,
 )
 from support.store_script import (
     DAY,
@@ -42,13 +40,6 @@ from aura_actors.runtime import (
     JobStorage,
     MemoryStorage,
 )
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own on the shared Redis, emptied at the end."""
-    async with shared_prefix() as name:
-        yield name
 
 
 async def _record(store: RedisStorage, job_id: str) -> JobRecord:

@@ -14,7 +14,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import trio
 from support.redis import (
     SHARED_URL,
     private_redis,
-    shared_prefix,
 )
 from support.servers import server_process
 from support.streams import Ev, assert_strictly_increasing, create_job, open_sse, read_sse
@@ -76,13 +74,6 @@ async def test_the_runtime_refuses_jobs_while_redis_is_down_and_goes_on_once_bac
             stored = await runtime.storage.get(first.id)
             assert stored is not None and stored.status is JobStatus.DONE
             assert await runtime.storage.count_jobs() == {("Done", "synthetic"): 2}
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own on the shared Redis, emptied at the end."""
-    async with shared_prefix() as name:
-        yield name
 
 
 def _keys(events: list[Event]) -> list[tuple[Any, ...]]:

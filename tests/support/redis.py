@@ -59,6 +59,14 @@ async def shared_prefix() -> AsyncIterator[str]:
             await delete_prefix(SHARED_URL, name)
 
 
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis, emptied at the end (the
+    fixture of the Redis tests; ``conftest.py`` makes it everyone's)."""
+    async with shared_prefix() as name:
+        yield name
+
+
 async def delete_prefix(url: str, prefix: str) -> int:
     """Delete every key under ``prefix``; how many there were."""
     deleted = 0
