@@ -7,67 +7,36 @@ posted to, and the rest of its batch is stored.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
-from support.cluster import node_store, queue_of, running_broadcaster, start, submit
-from support.redis import SHARED_URL, open_store
+from support.cluster import (
+    WAITING,
+    announce,
+    api_store,
+    has_status,
+    new_job,
+    node,
+    node_and_broadcaster,
+    node_store,
+    queue_of,
+    reaper_of,
+    running_broadcaster,
+    running_on,
+    submit,
+    until,
+)
 
-from aura_actors.cluster import WORKER_LOST, Reaper, RedisStorage
-from aura_actors.pipelines import default_pipelines
+from aura_actors.cluster import WORKER_LOST, RedisStorage
 from aura_actors.runtime import (
     Broadcaster,
     CreationsRefused,
-    Job,
     JobStatus,
     QueueFull,
-    Runtime,
-    RuntimeConfig,
     UserQuotaExceeded,
-    open_runtime,
 )
-from aura_actors.runtime._outgoing import CommitWaiter
 
 QUICK = {"stages": 1, "ticks": 2, "tickSeconds": 0}
-#: A job that sits in its first tick until cancelled.
-WAITING = {"stages": 1, "ticks": 1, "tickSeconds": 600}
-
-
-@asynccontextmanager
-async def node(
-    tmp_path: Path, prefix: str, role: str, name: str, **settings: Any
-) -> AsyncIterator[Runtime]:
-    """A runtime as node ``name`` of the cluster on ``prefix`` (one shared data dir)."""
-    settings.setdefault("drain_seconds", 0.0)
-    config = RuntimeConfig(
-        persist_jobs=True,
-        data_dir=tmp_path / "data",
-        redis_url=SHARED_URL,
-        redis_prefix=prefix,
-        role=role,  # type: ignore[arg-type]
-        node_name=name,
-        **settings,
-    )
-    async with open_runtime(config, default_pipelines()) as runtime:
-        yield runtime
-
-
-async def _until(check: Callable[[], Any], seconds: float = 10) -> None:
-    """Wait until ``await check()`` is true (it reads state no event announces)."""
-    with trio.fail_after(seconds):
-        while not await check():  # noqa: ASYNC110 - polled: nothing announces it
-            await trio.sleep(0.01)
-
-
-def _status_is(runtime: Runtime, job_id: str, status: JobStatus) -> Callable[[], Any]:
-    async def check() -> bool:
-        return (await runtime.get(job_id)).status is status
-
-    return check
 
 
 async def test_two_api_nodes_share_the_clusters_queue_limit(tmp_path: Path, prefix: str) -> None:
@@ -89,7 +58,7 @@ async def test_two_api_nodes_share_the_clusters_queue_limit(tmp_path: Path, pref
         assert len((await api1.list_jobs()).jobs) == 3  # nothing of them stored
 
         await api1.cancel(first.id)
-        await _until(_status_is(api2, first.id, JobStatus.CANCELED))
+        await until(has_status, api2, first.id, JobStatus.CANCELED)
         again = await api2.submit("synthetic", WAITING)
         assert (await api1.get(again.id)).status is JobStatus.QUEUED
         with pytest.raises(QueueFull):
@@ -117,7 +86,7 @@ async def test_a_users_quota_counts_every_nodes_jobs_and_frees_as_they_end(
 
         # Cancelled while queued (on the other node than the one it was posted to).
         await api1.cancel(waiting.id)
-        await _until(_status_is(api2, waiting.id, JobStatus.CANCELED))
+        await until(has_status, api2, waiting.id, JobStatus.CANCELED)
         done_second = await api1.submit("synthetic", QUICK, owner="ann")
         with pytest.raises(UserQuotaExceeded):
             await api2.submit("synthetic", QUICK, owner="ann")
@@ -125,7 +94,7 @@ async def test_a_users_quota_counts_every_nodes_jobs_and_frees_as_they_end(
         # Completed by a worker.
         async with node(tmp_path, prefix, "worker", "w-1", **limits):
             for job in (done_first, done_second):
-                await _until(_status_is(api1, job.id, JobStatus.DONE))
+                await until(has_status, api1, job.id, JobStatus.DONE)
         await api2.submit("synthetic", WAITING, owner="ann")
         await api1.submit("synthetic", WAITING, owner="ann")
         with pytest.raises(UserQuotaExceeded):
@@ -134,54 +103,38 @@ async def test_a_users_quota_counts_every_nodes_jobs_and_frees_as_they_end(
 
 async def _create(broadcaster: Broadcaster, job_id: str, owner: str) -> CreationsRefused | None:
     """Store a new job of ``owner`` through ``broadcaster``; the refusal it got, if any."""
-    job = Job(
-        job_id=job_id, pipeline="p", params={}, stages=(), owner=owner, broadcaster=broadcaster
-    )
-    waiter = CommitWaiter()
-    job.announce_queued(waiter)
-    await waiter.done.wait()
-    assert waiter.error is None or isinstance(waiter.error, CreationsRefused)
-    return waiter.error
+    error = await announce(new_job(broadcaster, job_id, owner))
+    assert error is None or isinstance(error, CreationsRefused)
+    return error
 
 
 async def test_a_job_reaped_worker_lost_frees_its_owners_quota(tmp_path: Path, prefix: str) -> None:
     """A job of alice's running on a worker that died holds her quota of one until the
     reaper ends it ``Failed`` ``worker_lost``."""
-    async with (
-        open_store(tmp_path, prefix, node="api-1", max_jobs_per_user=1) as api,
-        trio.open_nursery() as nursery,
-    ):
+    async with api_store(tmp_path, prefix, max_jobs_per_user=1) as (api, nursery):
         api_b = running_broadcaster(api, nursery)
-        await submit(api_b, "a", owner="alice")
-        dead = node_store(api, "w-dead")
-        dead_b = running_broadcaster(dead, nursery)
-        await queue_of(dead).ensure_group()
-        [claim] = await queue_of(dead).claim(1)
-        await start(dead_b, dead, claim)  # Running on w-dead, which sends no heartbeat
+        dead, dead_b = node_and_broadcaster(api, "w-dead", nursery)
+        # Running on w-dead, which sends no heartbeat.
+        await running_on(api_b, dead, dead_b, ["a"], owner="alice")
 
         refusal = await _create(api_b, "b", "alice")
         assert refusal is not None and refusal.refusals == {"b": "user_quota_exceeded"}
         assert await api.get("b") is None
 
-        w1 = node_store(api, "w-1")
-        w1_b = running_broadcaster(w1, nursery)
-        reaper = Reaper(queue_of(w1), w1, w1_b, worker_timeout=5, max_attempts=1, min_idle=0)
-        assert [c.job_id for c in (await reaper.reap()).ended] == ["a"]
+        w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+        reaped = await reaper_of(w1, w1_b, max_attempts=1).reap()
+        assert [c.job_id for c in reaped.ended] == ["a"]
         assert await w1_b.barrier() is None
         record = await api.get("a")
         assert record is not None and record.status is JobStatus.FAILED
         assert record.data["error"]["errors"][0]["code"] == WORKER_LOST
         assert await _create(api_b, "c", "alice") is None
-        nursery.cancel_scope.cancel()
 
 
 async def test_claims_and_hand_backs_keep_the_queue_count(tmp_path: Path, prefix: str) -> None:
     """The queue limit counts jobs queued and held by no worker: a claim makes room, a
     job handed back takes it again."""
-    async with (
-        open_store(tmp_path, prefix, node="api-1", max_queued_jobs=1) as api,
-        trio.open_nursery() as nursery,
-    ):
+    async with api_store(tmp_path, prefix, max_queued_jobs=1) as (api, nursery):
         api_b = running_broadcaster(api, nursery)
         worker: RedisStorage = node_store(api, "w-1")
         await submit(api_b, "a")
@@ -194,4 +147,3 @@ async def test_claims_and_hand_backs_keep_the_queue_count(tmp_path: Path, prefix
         assert (await queue_of(worker).hand_back("a", claim.attempt)).value == "queued"
         assert await api.client.zcard(api.keys.queued) == 2
         assert (await _create(api_b, "d", "bob")).refusals == {"d": "queue_full"}  # type: ignore[union-attr]
-        nursery.cancel_scope.cancel()

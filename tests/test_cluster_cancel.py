@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from support.cluster import api_store
 from support.redis import open_store
 from support.store_script import Script
 
@@ -42,7 +43,7 @@ async def _claimed(api: RedisStorage, worker: DispatchQueue, script: Script) -> 
 async def test_a_cancel_sent_to_another_node_cancels_the_running_job(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         worker = DispatchQueue(api.client, api.keys, "w-1")
         listener = CancelListener(worker)
         await nursery.start(LiveFeed(api, Hub(), listener).run)
@@ -56,13 +57,12 @@ async def test_a_cancel_sent_to_another_node_cancels_the_running_job(
         with trio.fail_after(10):
             await job.ended.wait()
         listener.forget(job_id)
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_cancel_between_the_claim_and_the_start_is_not_lost(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         worker = DispatchQueue(api.client, api.keys, "w-1")
         listener = CancelListener(worker)
         await nursery.start(LiveFeed(api, Hub(), listener).run)
@@ -73,7 +73,6 @@ async def test_a_cancel_between_the_claim_and_the_start_is_not_lost(
         # ...and watching reads the flag: the job is cancelled before it starts.
         await listener.watch(job_id, job.scope)
         assert job.scope.cancel_called
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_cancel_published_while_the_feed_was_away_is_read_again(

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import trio
-from support.cluster import node_store, queue_of, running_broadcaster, submit
-from support.redis import open_store
-from test_cluster_admission import WAITING, _status_is, _until, node
+from support.cluster import (
+    WAITING,
+    api_store,
+    has_status,
+    node,
+    node_store,
+    queue_of,
+    running_broadcaster,
+    submit,
+    until,
+)
 
 from aura_actors.runtime import JobStatus
 
@@ -20,7 +27,7 @@ async def test_a_users_one_job_is_claimed_second_not_after_anothers_backlog(
 ) -> None:
     """A queues 10 jobs, then B 1 (through another node): a worker claiming one at a
     time gets B's second; A's come in their order."""
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         api1_b = running_broadcaster(api, nursery)
         api2_b = running_broadcaster(node_store(api, "api-2"), nursery)
         for n in range(10):
@@ -34,7 +41,6 @@ async def test_a_users_one_job_is_claimed_second_not_after_anothers_backlog(
         assert order == ["a0", "b0"] + [f"a{n}" for n in range(1, 10)]
         assert await worker.claim(1) == []
         assert await api.client.exists([api.keys.ring, api.keys.queued]) == 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_one_claim_of_several_slots_takes_the_users_in_turn(
@@ -43,7 +49,7 @@ async def test_one_claim_of_several_slots_takes_the_users_in_turn(
     """A claim of several jobs goes round the users; a user whose only queued job was
     cancelled leaves the turn order; a job handed back waits at the end of its user's
     line, its user back in the turn order behind the others."""
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         api_b = running_broadcaster(api, nursery)
         for name, owner in [("a0", "A"), ("a1", "A"), ("a2", "A"), ("b0", "B"), ("c0", "C")]:
             await submit(api_b, name, owner=owner)
@@ -57,7 +63,6 @@ async def test_one_claim_of_several_slots_takes_the_users_in_turn(
         assert await api.client.lrange(api.keys.ring, 0, -1) == ["u:A", "u:B"]
         assert [c.job_id for c in await w2.claim(5)] == ["a2", "b0"]
         assert await api.client.zcard(api.keys.queued) == 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_worker_with_one_slot_runs_the_second_users_job_next(
@@ -72,18 +77,18 @@ async def test_a_worker_with_one_slot_runs_the_second_users_job_next(
         anns = [(await api1.submit("synthetic", WAITING, owner="ann")).id for _ in range(10)]
         bobs = (await api2.submit("synthetic", WAITING, owner="bob")).id
         async with node(tmp_path, prefix, "worker", "w-1", max_concurrent_jobs=1):
-            await _until(_status_is(api1, anns[0], JobStatus.RUNNING))
+            await until(has_status, api1, anns[0], JobStatus.RUNNING)
             await api1.cancel(anns[0])
-            await _until(_status_is(api1, bobs, JobStatus.RUNNING))
+            await until(has_status, api1, bobs, JobStatus.RUNNING)
             assert (await api2.get(anns[1])).status is JobStatus.QUEUED
             await api2.cancel(bobs)
-            await _until(_status_is(api1, anns[1], JobStatus.RUNNING))
+            await until(has_status, api1, anns[1], JobStatus.RUNNING)
 
 
 async def test_an_entry_queued_the_old_way_is_not_lost(tmp_path: Path, prefix: str) -> None:
     """A job queued by an earlier version (an unread entry in the dispatch stream, named
     by its hash, and in no line) is queued again by the first claim that meets it."""
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         api_b = running_broadcaster(api, nursery)
         client, keys = api.client, api.keys
         worker = queue_of(node_store(api, "w-1"))
@@ -101,13 +106,12 @@ async def test_an_entry_queued_the_old_way_is_not_lost(tmp_path: Path, prefix: s
         assert [c.job_id for c in got] == ["new", "old"]
         assert got[1].entry != entry
         assert await client.xlen(keys.dispatch) == 2  # the old entry went, each has its own
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_queued_job_deleted_leaves_the_queue(tmp_path: Path, prefix: str) -> None:
     """Deleting a job still queued takes it out of its owner's line, the ring and the
     queue count, so no claim meets it and it holds no room."""
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         api_b = running_broadcaster(api, nursery)
         await submit(api_b, "a0", owner="A")
         await submit(api_b, "b0", owner="B")
@@ -115,4 +119,3 @@ async def test_a_queued_job_deleted_leaves_the_queue(tmp_path: Path, prefix: str
         assert await api.client.lrange(api.keys.ring, 0, -1) == ["u:B"]
         assert await api.client.zrange(api.keys.queued, 0, -1) == ("b0",)
         assert [c.job_id for c in await queue_of(node_store(api, "w-1")).claim(5)] == ["b0"]
-        nursery.cancel_scope.cancel()

@@ -12,22 +12,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import trio
 from support.cluster import (
+    api_store,
     holder,
     kinds,
     node_store,
     queue_of,
+    reaper_of,
     record_of,
     running_broadcaster,
-    start,
+    running_on,
     stream,
-    submit,
 )
 from support.redis import SHARED_URL, keys_under, open_store
 from support.store_script import Script
 
-from aura_actors.cluster import Fenced, JobClaimed, Reaper, RedisStorage
+from aura_actors.cluster import Fenced, JobClaimed, RedisStorage
 from aura_actors.protocol import WarningData
 from aura_actors.runtime import Broadcaster, Commit, EventType, Job, JobStatus
 
@@ -43,9 +43,7 @@ async def _taken_over(
     store: RedisStorage, broadcaster: Broadcaster, dead: str, max_attempts: int = 9
 ) -> None:
     """Node ``store.node`` takes over every job of ``dead`` (which has no heartbeat)."""
-    reaper = Reaper(
-        queue_of(store), store, broadcaster, worker_timeout=5, max_attempts=max_attempts, min_idle=0
-    )
+    reaper = reaper_of(store, broadcaster, max_attempts=max_attempts)
     assert dead in await reaper.dead_workers()
     await reaper.reap()
 
@@ -91,24 +89,18 @@ async def test_a_cancel_that_loses_the_race_to_a_claim_names_the_job(
 async def test_a_worker_whose_job_was_taken_is_fenced_off_and_its_other_jobs_go_on(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with (
-        open_store(tmp_path, prefix, node="api-1") as api,
-        trio.open_nursery() as nursery,
-    ):
+    async with api_store(tmp_path, prefix) as (api, nursery):
         w1, w2 = node_store(api, "w-1"), node_store(api, "w-2")
         api_b = running_broadcaster(api, nursery)
         old = running_broadcaster(w1, nursery)
         fenced: list[list[Job]] = []
         old.on_fenced = fenced.append
-        await queue_of(w1).ensure_group()
-        await submit(api_b, "a")
-        a = await start(old, w1, (await queue_of(w1).claim(1))[0])
+        [a] = await running_on(api_b, w1, old, ["a"])
         # w-1 is paused past its timeout (it sends no heartbeat): w-2 takes "a" over.
         await _taken_over(w2, running_broadcaster(w2, nursery), "w-1")
         assert await holder(api.client, api, "a") == ("w-2", "2")
         # w-1 holds another job, claimed afterwards.
-        await submit(api_b, "b")
-        b = await start(old, w1, (await queue_of(w1).claim(1))[0])
+        [b] = await running_on(api_b, w1, old, ["b"])
         a_before = [e.id for e in await stream(api, "a")]
 
         # w-1 wakes up and writes to both in one batch: "a" is dropped, "b" is stored.
@@ -127,4 +119,3 @@ async def test_a_worker_whose_job_was_taken_is_fenced_off_and_its_other_jobs_go_
         assert [e.id for e in await stream(api, "a")] == a_before
         assert len(await stream(api, "b")) == 5
         assert (await record_of(api, "a")).status is JobStatus.RUNNING
-        nursery.cancel_scope.cancel()

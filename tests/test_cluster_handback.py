@@ -8,22 +8,24 @@ from pathlib import Path
 
 import trio
 from support.cluster import (
+    api_store,
+    ended_failed,
     holder,
     kinds,
+    node_and_broadcaster,
     node_store,
     pending_of,
     queue_of,
     record_of,
     running_broadcaster,
+    running_on,
     start,
     stream,
-    submit,
 )
-from support.redis import open_store
 
 from aura_actors.cluster import HandBack, Handed, RedisStorage, hand_back
 from aura_actors.protocol import WarningData
-from aura_actors.runtime import INTERRUPTED, Broadcaster, EventType, Job, JobStatus
+from aura_actors.runtime import INTERRUPTED, EventType, Job, JobStatus
 
 
 async def _queue_state(store: RedisStorage) -> tuple[object, ...]:
@@ -33,23 +35,18 @@ async def _queue_state(store: RedisStorage) -> tuple[object, ...]:
     return dict(await client.hgetall(keys.job("a"))), entries, await pending_of(store)
 
 
-async def _running_on_w1(
-    api: RedisStorage, nursery: trio.Nursery
-) -> tuple[RedisStorage, Broadcaster, Job]:
-    """Job "a", stored and queued by api-1, claimed and running on w-1."""
-    w1 = node_store(api, "w-1")
-    w1_b = running_broadcaster(w1, nursery)
-    await queue_of(w1).ensure_group()
-    await submit(running_broadcaster(api, nursery), "a")
-    [claim] = await queue_of(w1).claim(1)
-    return w1, w1_b, await start(w1_b, w1, claim)
+async def _running_on_w1(api: RedisStorage, nursery: trio.Nursery) -> tuple[RedisStorage, Job]:
+    """Job "a", stored and queued by api-1, claimed and running on w-1: w-1's store, the job."""
+    w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+    [job] = await running_on(running_broadcaster(api, nursery), w1, w1_b, ["a"])
+    return w1, job
 
 
 async def test_a_job_handed_back_is_claimed_and_run_again_by_another_worker(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
-        w1, _, job = await _running_on_w1(api, nursery)
+    async with api_store(tmp_path, prefix) as (api, nursery):
+        w1, job = await _running_on_w1(api, nursery)
         old_entry = await api.client.hget(api.keys.job("a"), "entry")
         # Draining: w-1 stops writing the job, then its actor stops (what it writes is dropped).
         job.fenced = True
@@ -76,34 +73,25 @@ async def test_a_job_handed_back_is_claimed_and_run_again_by_another_worker(
         assert await holder(api.client, api, "a") == ("w-2", "2")
         # Handing it back again is no longer w-1's to do.
         assert await queue_of(w1).hand_back("a", 1) is HandBack.NOT_HELD
-        nursery.cancel_scope.cancel()
 
 
 async def test_with_no_attempt_left_a_job_handed_back_ends_failed_interrupted(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
-        w1, _, job = await _running_on_w1(api, nursery)
+    async with api_store(tmp_path, prefix) as (api, nursery):
+        w1, job = await _running_on_w1(api, nursery)
         job.fenced = True
         assert await hand_back(job, queue=queue_of(w1), storage=w1, max_attempts=1) is Handed.FAILED
-        record = await record_of(api, "a")
-        assert record.status is JobStatus.FAILED
-        assert record.data["error"]["errors"][0]["code"] == INTERRUPTED
-        events = await stream(api, "a")
-        assert kinds(events)[-2:] == [
-            (EventType.JOB_STATUS, "Failed"),
-            (EventType.JOB_FAILED, None),
-        ]
+        await ended_failed(api, "a", INTERRUPTED)
         assert await api.client.xlen(api.keys.dispatch) == 0
         assert await queue_of(node_store(api, "w-2")).claim(5) == []
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_job_whose_cancel_was_asked_for_is_not_handed_back_but_canceled(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
-        w1, _, job = await _running_on_w1(api, nursery)
+    async with api_store(tmp_path, prefix) as (api, nursery):
+        w1, job = await _running_on_w1(api, nursery)
         before = await _queue_state(api)
         await api.client.hset(api.keys.job("a"), {"cancel": "1"})
         assert await queue_of(w1).hand_back("a", 1) is HandBack.CANCEL
@@ -116,4 +104,3 @@ async def test_a_job_whose_cancel_was_asked_for_is_not_handed_back_but_canceled(
         assert (await record_of(api, "a")).status is JobStatus.CANCELED
         assert kinds(await stream(api, "a"))[-1] == (EventType.JOB_CANCELLED, None)
         assert await api.client.xlen(api.keys.dispatch) == 0
-        nursery.cancel_scope.cancel()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import coredis
 import trio
+from support.cluster import api_store
 from support.redis import open_store, private_redis
 from support.store_script import Script, events_of, run_script
 
@@ -80,7 +81,7 @@ async def test_events_committed_elsewhere_reach_job_and_owner_subscribers_exactl
     script = Script()
     commits = run_script(script.life("a", "alice", runs=[0, 0]), script.life("b", "bob", runs=[0]))
     a_ids = [e.id for e in events_of(commits, "a")]
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         hub = Hub()
         feed = LiveFeed(api, hub)
         await nursery.start(feed.run)
@@ -102,7 +103,6 @@ async def test_events_committed_elsewhere_reach_job_and_owner_subscribers_exactl
         # A resume in the middle, once everything is stored: exact, nothing twice.
         resumed = _job_subscription(api, hub, "a", a_ids[3])
         assert await _ids(resumed, len(a_ids) - 4) == a_ids[4:]
-        nursery.cancel_scope.cancel()
 
 
 async def test_after_the_feed_was_away_subscribers_get_what_was_committed_meanwhile(

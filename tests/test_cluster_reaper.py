@@ -13,18 +13,22 @@ from pathlib import Path
 import pytest
 import trio
 from support.cluster import (
+    api_store,
+    claimed,
+    ended_failed,
     holder,
     kinds,
+    node_and_broadcaster,
     node_store,
     pending_of,
     queue_of,
+    reaper_of,
     record_of,
     running_broadcaster,
     start,
     stream,
     submit,
 )
-from support.redis import open_store
 
 from aura_actors.cluster import WORKER_LOST, Claim, Fenced, Presence, Reaper, RedisStorage
 from aura_actors.protocol import WarningData
@@ -38,19 +42,6 @@ from aura_actors.runtime import (
     Job,
     JobStatus,
 )
-
-
-def _reaper(
-    store: RedisStorage, broadcaster: Broadcaster, *, max_attempts: int = 1, min_idle: float = 0
-) -> Reaper:
-    return Reaper(
-        queue_of(store),
-        store,
-        broadcaster,
-        worker_timeout=5,
-        max_attempts=max_attempts,
-        min_idle=min_idle,
-    )
 
 
 async def _warning(store: RedisStorage, job_id: str, *, attempt: int) -> Commit:
@@ -69,13 +60,8 @@ async def _dead_worker_runs(
     heartbeat) and, if ``started``, running there (their ``Running`` stored): w-dead's
     broadcaster and its jobs."""
     api_b = running_broadcaster(api, nursery)
-    dead = node_store(api, "w-dead")
-    dead_b = running_broadcaster(dead, nursery)
-    await queue_of(dead).ensure_group()
-    for name in names:
-        await submit(api_b, name)
-    claims = await queue_of(dead).claim(len(names))
-    assert [c.job_id for c in claims] == names
+    dead, dead_b = node_and_broadcaster(api, "w-dead", nursery)
+    claims = await claimed(api_b, dead, names)
     jobs = [await start(dead_b, dead, claim) for claim in claims] if started else []
     return dead_b, jobs
 
@@ -84,12 +70,12 @@ async def test_of_reapers_racing_over_a_dead_workers_jobs_exactly_one_takes_each
     tmp_path: Path, prefix: str
 ) -> None:
     names = ["a", "b", "c"]
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         await _dead_worker_runs(api, nursery, names)
         stores = [node_store(api, f"w-{n}") for n in range(4)]
-        reapers = [_reaper(s, running_broadcaster(s, nursery), max_attempts=2) for s in stores]
+        reapers = [reaper_of(s, running_broadcaster(s, nursery), max_attempts=2) for s in stores]
         # The minimum idle holds a reaper back from entries claimed a moment ago.
-        slow = _reaper(stores[0], reapers[0].broadcaster, max_attempts=2, min_idle=60)
+        slow = reaper_of(stores[0], reapers[0].broadcaster, max_attempts=2, min_idle=60)
         assert (await slow.reap()).run_again == []
         assert await pending_of(api) == {"w-dead": 3}
 
@@ -116,17 +102,15 @@ async def test_of_reapers_racing_over_a_dead_workers_jobs_exactly_one_takes_each
         assert await pending_of(api) == expected
         consumers = await api.client.xinfo_consumers(api.keys.dispatch, "workers")
         assert "w-dead" not in {str(c["name"]) for c in consumers}
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_job_taken_over_runs_again_with_a_warning_and_the_dead_worker_is_fenced(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         dead_b, [old] = await _dead_worker_runs(api, nursery, ["a"])
-        w1 = node_store(api, "w-1")
-        w1_b = running_broadcaster(w1, nursery)
-        reaped = await _reaper(w1, w1_b, max_attempts=2).reap()
+        w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+        reaped = await reaper_of(w1, w1_b, max_attempts=2).reap()
         assert reaped.removed == ["w-dead"] and reaped.ended == []
         [claim] = reaped.run_again
         # The worker runs it as it runs a fresh claim: a warning, then Running again.
@@ -144,47 +128,36 @@ async def test_a_job_taken_over_runs_again_with_a_warning_and_the_dead_worker_is
         old.emit(WarningData.build(job_id="a", step=None, message="back"))
         assert await dead_b.barrier() is None
         assert old.fenced and len(await stream(api, "a")) == 4
-        nursery.cancel_scope.cancel()
 
 
 async def test_with_no_attempt_left_a_dead_workers_job_ends_failed_worker_lost(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         await _dead_worker_runs(api, nursery, ["a"])
-        w1 = node_store(api, "w-1")
-        w1_b = running_broadcaster(w1, nursery)
-        reaped = await _reaper(w1, w1_b, max_attempts=1).reap()
+        w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+        reaped = await reaper_of(w1, w1_b, max_attempts=1).reap()
         assert reaped.run_again == [] and [c.job_id for c in reaped.ended] == ["a"]
         assert await w1_b.barrier() is None
 
-        record = await record_of(api, "a")
-        assert record.status is JobStatus.FAILED
-        assert record.data["error"]["errors"][0]["code"] == WORKER_LOST
-        events = await stream(api, "a")
-        assert kinds(events)[-2:] == [
-            (EventType.JOB_STATUS, "Failed"),
-            (EventType.JOB_FAILED, None),
-        ]
+        record, events = await ended_failed(api, "a", WORKER_LOST)
         assert events[-1].data["errors"][0]["code"] == WORKER_LOST
         assert record.last_event_id == events[-1].id
         # Its dispatch entry went with its terminal record; nothing is left to reap or claim.
         assert await pending_of(api) == {}
         assert await api.client.xlen(api.keys.dispatch) == 0
         assert await queue_of(node_store(api, "w-2")).claim(5) == []
-        again = await _reaper(node_store(api, "w-2"), w1_b).reap()
+        again = await reaper_of(node_store(api, "w-2"), w1_b).reap()
         assert again.run_again == again.ended == []
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_job_claimed_but_never_started_runs_again_whatever_its_attempts(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         await _dead_worker_runs(api, nursery, ["a"], started=False)
-        w1 = node_store(api, "w-1")
-        w1_b = running_broadcaster(w1, nursery)
-        reaped = await _reaper(w1, w1_b, max_attempts=1).reap()
+        w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+        reaped = await reaper_of(w1, w1_b, max_attempts=1).reap()
         [claim] = reaped.run_again
         job = await start(w1_b, w1, claim)
         assert job.attempt == 1  # its first run
@@ -192,39 +165,35 @@ async def test_a_job_claimed_but_never_started_runs_again_whatever_its_attempts(
             (EventType.JOB_STATUS, "Queued"),
             (EventType.JOB_STATUS, "Running"),
         ]
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_dead_workers_job_whose_cancel_was_asked_for_ends_canceled(
     tmp_path: Path, prefix: str
 ) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         await _dead_worker_runs(api, nursery, ["a"])
         assert await queue_of(api).request_cancel("a") == "w-dead"
-        w1 = node_store(api, "w-1")
-        w1_b = running_broadcaster(w1, nursery)
-        reaped = await _reaper(w1, w1_b, max_attempts=3).reap()
+        w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+        reaped = await reaper_of(w1, w1_b, max_attempts=3).reap()
         assert reaped.run_again == [] and [c.job_id for c in reaped.ended] == ["a"]
         assert await w1_b.barrier() is None
         assert (await record_of(api, "a")).status is JobStatus.CANCELED
         assert kinds(await stream(api, "a"))[-1] == (EventType.JOB_CANCELLED, None)
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_live_worker_is_not_reaped(tmp_path: Path, prefix: str) -> None:
-    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+    async with api_store(tmp_path, prefix) as (api, nursery):
         api_b = running_broadcaster(api, nursery)
         alive = node_store(api, "w-alive")
         await nursery.start(Presence(api.client, api.keys, "w-alive", timeout=30).run)
         await queue_of(alive).ensure_group()
         await submit(api_b, "a")
         await queue_of(alive).claim(1)
-        w1 = node_store(api, "w-1")
-        reaper = _reaper(w1, running_broadcaster(w1, nursery))
+        w1, w1_b = node_and_broadcaster(api, "w-1", nursery)
+        reaper = reaper_of(w1, w1_b)
         assert await reaper.dead_workers() == []
         reaped = await reaper.reap()
         assert reaped.run_again == reaped.ended == [] and reaped.removed == []
         assert await holder(api.client, api, "a") == ("w-alive", "1")
         with pytest.raises(Fenced):  # and w-1 may not write to it
             await w1.commit(await _warning(w1, "a", attempt=1))
-        nursery.cancel_scope.cancel()

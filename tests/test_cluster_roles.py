@@ -12,19 +12,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import coredis
 import pytest
 import trio
+from support.cluster import WAITING, has_status, node, until
 from support.redis import SHARED_URL
 
 from aura_actors.cluster import DispatchQueue, KeyLayout
 from aura_actors.cluster import _worker as worker_module
-from aura_actors.pipelines import default_pipelines
 from aura_actors.runtime import (
     DataDirLocked,
     Event,
@@ -34,48 +32,9 @@ from aura_actors.runtime import (
     PipelineRegistry,
     Runtime,
     RuntimeConfig,
-    open_runtime,
 )
 
 QUICK = {"stages": 2, "ticks": 3, "tickSeconds": 0}
-#: A job that sits in its first tick until cancelled.
-WAITING = {"stages": 1, "ticks": 1, "tickSeconds": 600}
-
-
-@asynccontextmanager
-async def node(
-    tmp_path: Path,
-    prefix: str,
-    role: str,
-    name: str,
-    pipelines: PipelineRegistry | None = None,
-    **settings: Any,
-) -> AsyncIterator[Runtime]:
-    """A runtime as node ``name`` of the cluster on ``prefix`` (one shared data dir); a
-    worker leaving the block hands its jobs back at once (no drain) unless told."""
-    settings.setdefault("drain_seconds", 0.0)
-    config = RuntimeConfig(
-        persist_jobs=True,
-        data_dir=tmp_path / "data",
-        redis_url=SHARED_URL,
-        redis_prefix=prefix,
-        role=role,  # type: ignore[arg-type]
-        node_name=name,
-        **settings,
-    )
-    async with open_runtime(config, pipelines or default_pipelines()) as runtime:
-        yield runtime
-
-
-async def _until(check: Callable[[], Any], seconds: float = 10) -> None:
-    """Wait until ``check()`` is true (it reads state no event announces)."""
-    with trio.fail_after(seconds):
-        while not await _value(check()):  # noqa: ASYNC110 - polled: nothing announces it
-            await trio.sleep(0.01)
-
-
-async def _value(result: Any) -> Any:
-    return await result if hasattr(result, "__await__") else result
 
 
 async def _status(runtime: Runtime, job_id: str) -> JobStatus:
@@ -97,7 +56,7 @@ async def test_an_api_node_queues_and_a_worker_claims_only_its_free_slots(
         assert api.running_count == 0  # an API node runs nothing
         assert [await _status(api, job) for job in ids] == [JobStatus.QUEUED] * 5
         async with node(tmp_path, prefix, "worker", "w-1", max_concurrent_jobs=2) as worker:
-            await _until(lambda: worker.running_count == 2)
+            await until(lambda: worker.running_count == 2)
             await trio.sleep(0.3)  # no third claim comes
             assert worker.running_count == 2
             statuses = [await _status(api, job) for job in ids]
@@ -107,7 +66,7 @@ async def test_an_api_node_queues_and_a_worker_claims_only_its_free_slots(
 
             # A slot frees (the first job is cancelled through the API node): one more claim.
             await api.cancel(ids[0])
-            await _until(
+            await until(
                 lambda: _all_status(api, ids, [JobStatus.CANCELED] + [JobStatus.RUNNING] * 2)
             )
             assert await _status(api, ids[3]) is JobStatus.QUEUED
@@ -150,7 +109,7 @@ async def test_an_api_node_follows_a_job_run_elsewhere_to_its_end(
         job = await api.submit("synthetic", params)
         early = await api.subscribe_job(job.id)
         async with node(tmp_path, prefix, "worker", "w-1"):
-            await _until(lambda: _is(api, job.id, JobStatus.RUNNING))
+            await until(has_status, api, job.id, JobStatus.RUNNING)
             middle = await api.subscribe_job(job.id)
             with trio.fail_after(20):
                 seen = [event async for event in early]
@@ -182,10 +141,6 @@ def _settled(events: list[Event]) -> list[Any]:
     return [e.id for e in events if e.type is not EventType.STEP_PROGRESS]
 
 
-async def _is(runtime: Runtime, job_id: str, status: JobStatus) -> bool:
-    return await _status(runtime, job_id) is status
-
-
 async def test_cancels_through_the_api_node_reach_queued_and_running_jobs(
     tmp_path: Path, prefix: str
 ) -> None:
@@ -194,7 +149,7 @@ async def test_cancels_through_the_api_node_reach_queued_and_running_jobs(
         node(tmp_path, prefix, "worker", "w-1", max_concurrent_jobs=1) as worker,
     ):
         running = await api.submit("synthetic", WAITING)
-        await _until(lambda: _is(api, running.id, JobStatus.RUNNING))
+        await until(has_status, api, running.id, JobStatus.RUNNING)
         queued = await api.submit("synthetic", WAITING)
         watching = await api.subscribe_job(queued.id)
 
@@ -214,7 +169,7 @@ async def test_cancels_through_the_api_node_reach_queued_and_running_jobs(
             events = [event async for event in following]
         assert events[-1].type is EventType.JOB_CANCELLED
         assert events[-1].data["message"] == "canceled by user"
-        await _until(lambda: worker.running_count == 0)
+        await until(lambda: worker.running_count == 0)
         with pytest.raises(JobAlreadyFinished):
             await api.cancel(running.id)
 

@@ -9,49 +9,37 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import trio
-from support.cluster import kinds, node_store, queue_of, running_broadcaster, start, stream
-from support.redis import SHARED_URL, open_store
+from support.cluster import (
+    announce,
+    kinds,
+    new_job,
+    node,
+    node_store,
+    queue_of,
+    running_broadcaster,
+    start,
+    stream,
+)
+from support.redis import open_store
 from support.streams import wait_until
 
 from aura_actors.cluster import KeyLayout
-from aura_actors.pipelines import default_pipelines
-from aura_actors.runtime import (
-    EventType,
-    Job,
-    JobStatus,
-    Runtime,
-    RuntimeConfig,
-    open_runtime,
-)
-from aura_actors.runtime._outgoing import CommitWaiter
+from aura_actors.runtime import EventType, JobStatus, Runtime
 
 #: About a second of work, reporting as it goes.
 STEPPING = {"stages": 1, "ticks": 5, "tickSeconds": 0.2}
 
 
-@asynccontextmanager
-async def worker_node(
+def worker_node(
     tmp_path: Path, prefix: str, name: str, **settings: Any
-) -> AsyncIterator[Runtime]:
-    config = RuntimeConfig(
-        persist_jobs=True,
-        data_dir=tmp_path / "data",
-        redis_url=SHARED_URL,
-        redis_prefix=prefix,
-        role="all",
-        node_name=name,
-        worker_timeout=0.6,
-        drain_seconds=0.0,
-        **settings,
-    )
-    async with open_runtime(config, default_pipelines()) as runtime:
-        yield runtime
+) -> AbstractAsyncContextManager[Runtime]:
+    """A node of role ``all`` with a short ``worker_timeout`` (0.6 s)."""
+    return node(tmp_path, prefix, "all", name, worker_timeout=0.6, **settings)
 
 
 async def test_takeovers_run_like_claims_and_one_beyond_the_free_slots_is_handed_back(
@@ -62,18 +50,8 @@ async def test_takeovers_run_like_claims_and_one_beyond_the_free_slots_is_handed
         dead = node_store(store, "w-dead")
         broadcaster = running_broadcaster(dead, nursery)
         for job_id in ("j0", "j1"):
-            job = Job(
-                job_id=job_id,
-                pipeline="synthetic",
-                params=dict(STEPPING),
-                stages=(),
-                owner=None,
-                broadcaster=broadcaster,
-            )
-            waiter = CommitWaiter()
-            job.announce_queued(waiter)
-            await waiter.done.wait()
-            assert waiter.error is None
+            job = new_job(broadcaster, job_id, None, pipeline="synthetic", params=STEPPING)
+            assert await announce(job) is None
         await queue_of(dead).ensure_group()
         for claim in await queue_of(dead).claim(2):
             await start(broadcaster, dead, claim)
