@@ -15,29 +15,21 @@ Every wait is on a stream's events, a process's exit or a log line, bounded.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import coredis
-import httpx
 import trio
+from support.failover import Cluster, cluster
 from support.redis import SHARED_URL
-from support.servers import ServerProcess, server_process
-from support.streams import (
-    Ev,
-    SseStream,
-    assert_strictly_increasing,
-    create_job,
-    open_sse,
-    read_sse,
-)
+from support.servers import ServerProcess
+from support.streams import Ev, assert_strictly_increasing, create_job, open_sse
 
 from aura_actors.cluster import KeyLayout
 
-#: Seconds a worker may go without a heartbeat here (short: the tests wait for it).
-TIMEOUT = "1"
+#: w-1's and w-2's flags where a job taken from w-1 may run again.
+TWO_ATTEMPTS = ("--max-attempts", "2")
 
 
 def _job(ticks: int, tick_seconds: float) -> dict[str, Any]:
@@ -47,58 +39,10 @@ def _job(ticks: int, tick_seconds: float) -> dict[str, Any]:
     }
 
 
-class Cluster:
-    """One API node and the workers a test starts, on one prefix and data dir."""
-
-    def __init__(self, stack: AsyncExitStack, data_dir: Path, prefix: str) -> None:
-        self.stack = stack
-        self.data_dir = data_dir
-        self.common = ["--redis", SHARED_URL, "--redis-prefix", prefix, "--log-format", "json"]
-        self.common += ["--worker-timeout", TIMEOUT]
-        self.api: httpx.AsyncClient | None = None
-        self.api_node: ServerProcess | None = None
-
-    async def node(self, role: str, name: str, *extra: str) -> ServerProcess:
-        args = [*self.common, "--role", role, "--node-name", name, *extra]
-        return await self.stack.enter_async_context(server_process(self.data_dir, args))
-
-    async def client(self) -> httpx.AsyncClient:
-        api = self.api_node = await self.node("api", "api-1")
-        self.api = await self.stack.enter_async_context(
-            httpx.AsyncClient(base_url=api.url, timeout=30)
-        )
-        return self.api
-
-    async def snapshot(self, job: str) -> dict[str, Any]:
-        assert self.api is not None
-        answer: dict[str, Any] = (await self.api.get(f"/api/jobs/{job}")).json()
-        return answer
-
-
-@asynccontextmanager
-async def cluster(tmp_path: Path, prefix: str) -> AsyncIterator[Cluster]:
-    async with AsyncExitStack() as stack:
-        yield Cluster(stack, tmp_path / "data", prefix)
-
-
-async def _running(stream: SseStream) -> list[Ev]:
-    """The job's events until its stage reports progress (its actor is running)."""
-    return await stream.until(lambda event: event.event == "step-progress")
-
-
-async def _until_running(api: httpx.AsyncClient, job: str) -> list[Ev]:
-    """The job's events until it runs (its stream closed then: starting a process inside
-    it would interleave the test's context managers)."""
-    with trio.fail_after(30):
-        async with open_sse(api, f"/api/jobs/{job}/events") as stream:
-            return await _running(stream)
-
-
-async def _resumed(api: httpx.AsyncClient, job: str, seen: list[Ev]) -> list[Ev]:
-    """The job's events after ``seen`` (resumed with ``Last-Event-ID``) to its end."""
-    headers = {"Last-Event-ID": str(seen[-1].id)}
-    with trio.fail_after(60):
-        return await read_sse(api, f"/api/jobs/{job}/events", headers=headers)
+#: About three seconds of work, in 30 ticks that each report progress.
+STEPPING = _job(ticks=30, tick_seconds=0.1)
+#: A job that sits in its first tick until cancelled.
+WAITING = _job(ticks=1, tick_seconds=600)
 
 
 def _rerun(events: Sequence[Ev]) -> int:
@@ -111,93 +55,28 @@ def _rerun(events: Sequence[Ev]) -> int:
     raise AssertionError(f"no run again in {[e.event for e in events]}")
 
 
+async def _done_on_w2(nodes: Cluster, job: str, events: list[Ev]) -> list[Ev]:
+    """Check that ``job`` ran again (its stream: a ``warning``, then ``job-status``
+    Running) and completed on w-2, its second run: its events from that ``warning`` on."""
+    again = _rerun(events)
+    assert events[-1].event == "job-completed", [e.event for e in events]
+    snapshot = await nodes.snapshot(job)
+    assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
+    return events[again:]
+
+
+def _one_run_never_cancelled(events: list[Ev], after: list[Ev]) -> None:
+    """No ``job-cancelled`` in ``events``, and from the run again on (``after``), one run:
+    its progress goes 1, 2, ... 30, never back."""
+    assert "job-cancelled" not in {e.event for e in events}
+    ticks = [e.data["currentItem"] for e in after if e.event == "step-progress"]
+    assert ticks == sorted(ticks) and ticks[-1] == 30, ticks
+
+
 async def _exits_0(server: ServerProcess, seconds: float = 30) -> None:
     with trio.fail_after(seconds):
         code = await server.wait()
     assert code == 0, server.stderr.decode(errors="replace")[-3000:]
-
-
-async def test_a_killed_workers_job_runs_again_on_another_worker(
-    tmp_path: Path, prefix: str
-) -> None:
-    async with cluster(tmp_path, prefix) as nodes:
-        api = await nodes.client()
-        w1 = await nodes.node("worker", "w-1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
-        first = await _until_running(api, job)
-        # Killed first, then w-2 started: w-1 cannot end the job while w-2 starts, and
-        # w-2's reaper takes it over once w-1's heartbeat has expired.
-        w1.send_signal(signal.SIGKILL)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
-        events = first + await _resumed(api, job, first)
-        assert_strictly_increasing(events)
-        again = _rerun(events)
-        assert events[again].data["message"] == "running again (attempt 2)"
-        assert events[-1].event == "job-completed", [e.event for e in events]
-        assert [e.event for e in events].count("job-completed") == 1
-        snapshot = await nodes.snapshot(job)
-        assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
-
-
-async def test_a_killed_workers_job_with_no_attempt_left_ends_worker_lost(
-    tmp_path: Path, prefix: str
-) -> None:
-    async with cluster(tmp_path, prefix) as nodes:
-        api = await nodes.client()
-        w1 = await nodes.node("worker", "w-1")  # --max-attempts 1
-        job = await create_job(api, _job(ticks=1, tick_seconds=600))
-        with trio.fail_after(30):
-            async with open_sse(api, f"/api/jobs/{job}/events") as stream:
-                first = await stream.until(lambda event: event.event == "step-status")
-        w1.send_signal(signal.SIGKILL)
-        await nodes.node("worker", "w-2")
-        rest = await _resumed(api, job, first)
-        assert rest[-1].event == "job-failed", [e.event for e in rest]
-        assert rest[-1].data["errors"][0]["code"] == "worker_lost"
-        assert "w-1" in rest[-1].data["errors"][0]["message"]
-        assert "warning" not in {e.event for e in rest}
-        assert (await nodes.snapshot(job))["status"] == "Failed"
-
-
-async def test_a_paused_worker_never_writes_to_the_job_taken_from_it(
-    tmp_path: Path, prefix: str
-) -> None:
-    async with cluster(tmp_path, prefix) as nodes:
-        api = await nodes.client()
-        w1 = await nodes.node("worker", "w-1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
-        first = await _until_running(api, job)
-        w1.send_signal(signal.SIGSTOP)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
-        headers = {"Last-Event-ID": str(first[-1].id)}
-        with trio.fail_after(60):
-            async with open_sse(api, f"/api/jobs/{job}/events", headers=headers) as stream:
-                try:
-                    taken = await stream.until(
-                        lambda event: (
-                            event.event == "job-status"
-                            and event.data["status"] == "Running"
-                            and event.data["previousStatus"] == "Running"
-                        )
-                    )
-                finally:
-                    w1.send_signal(signal.SIGCONT)
-                # The resumed worker's next write is refused: its actor is cancelled.
-                await _logged(w1, "job taken from this worker: cancelling its actor")
-                events = first + stream.received + await stream.rest()
-        assert taken[-1].data["previousStatus"] == "Running"
-        again = _rerun(events)
-        after = events[again:]
-        assert events[-1].event == "job-completed", [e.event for e in events]
-        assert "job-cancelled" not in {e.event for e in events}
-        # From the takeover on, one run: its progress goes 1, 2, ... 30, never back.
-        ticks = [e.data["currentItem"] for e in after if e.event == "step-progress"]
-        assert ticks == sorted(ticks) and ticks[-1] == 30, ticks
-        assert_strictly_increasing(events)
-        snapshot = await nodes.snapshot(job)
-        assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
-        w1.send_signal(signal.SIGTERM)
-        await _exits_0(w1)
 
 
 async def _logged(server: ServerProcess, message: str, seconds: float = 20) -> None:
@@ -209,6 +88,65 @@ async def _logged(server: ServerProcess, message: str, seconds: float = 20) -> N
     raise AssertionError(f"{message!r} not logged: {server.stderr.decode()[-4000:]}")
 
 
+def _taken_over(event: Ev) -> bool:
+    """The ``job-status`` Running of a run again: a Running that follows a Running."""
+    return (
+        event.event == "job-status"
+        and event.data["status"] == "Running"
+        and event.data["previousStatus"] == "Running"
+    )
+
+
+async def test_a_killed_workers_job_runs_again_on_another_worker(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with cluster(tmp_path, prefix) as nodes:
+        run = await nodes.running_on_w1(STEPPING, *TWO_ATTEMPTS)
+        await nodes.take_over(run, signal.SIGKILL, *TWO_ATTEMPTS)
+        events = run.seen + await run.rest()
+        assert_strictly_increasing(events)
+        after = await _done_on_w2(nodes, run.job, events)
+        assert after[0].data["message"] == "running again (attempt 2)"
+        assert [e.event for e in events].count("job-completed") == 1
+
+
+async def test_a_killed_workers_job_with_no_attempt_left_ends_worker_lost(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with cluster(tmp_path, prefix) as nodes:
+        run = await nodes.running_on_w1(WAITING, until="step-status")  # --max-attempts 1
+        await nodes.take_over(run, signal.SIGKILL)
+        rest = await run.rest()
+        assert rest[-1].event == "job-failed", [e.event for e in rest]
+        assert rest[-1].data["errors"][0]["code"] == "worker_lost"
+        assert "w-1" in rest[-1].data["errors"][0]["message"]
+        assert "warning" not in {e.event for e in rest}
+        assert (await nodes.snapshot(run.job))["status"] == "Failed"
+
+
+async def test_a_paused_worker_never_writes_to_the_job_taken_from_it(
+    tmp_path: Path, prefix: str
+) -> None:
+    async with cluster(tmp_path, prefix) as nodes:
+        run = await nodes.running_on_w1(STEPPING, *TWO_ATTEMPTS)
+        await nodes.take_over(run, signal.SIGSTOP, *TWO_ATTEMPTS)
+        with trio.fail_after(60):
+            async with run.resume() as stream:
+                try:
+                    taken = await stream.until(_taken_over)
+                finally:
+                    run.w1.send_signal(signal.SIGCONT)
+                # The resumed worker's next write is refused: its actor is cancelled.
+                await _logged(run.w1, "job taken from this worker: cancelling its actor")
+                events = run.seen + stream.received + await stream.rest()
+        assert taken[-1].data["previousStatus"] == "Running"
+        after = await _done_on_w2(nodes, run.job, events)
+        _one_run_never_cancelled(events, after)
+        assert_strictly_increasing(events)
+        run.w1.send_signal(signal.SIGTERM)
+        await _exits_0(run.w1)
+
+
 async def test_sigterm_lets_a_short_job_finish_then_the_worker_exits_0(
     tmp_path: Path, prefix: str
 ) -> None:
@@ -218,7 +156,7 @@ async def test_sigterm_lets_a_short_job_finish_then_the_worker_exits_0(
         job = await create_job(api, _job(ticks=10, tick_seconds=0.1))
         with trio.fail_after(60):
             async with open_sse(api, f"/api/jobs/{job}/events") as stream:
-                await _running(stream)
+                await stream.until(lambda event: event.event == "step-progress")  # it runs
                 w1.send_signal(signal.SIGTERM)
                 rest = await stream.rest()
             await _exits_0(w1)
@@ -232,28 +170,20 @@ async def test_sigterm_hands_a_long_job_back_within_the_drain_and_exits_0(
     tmp_path: Path, prefix: str
 ) -> None:
     async with cluster(tmp_path, prefix) as nodes:
-        api = await nodes.client()
-        w1 = await nodes.node("worker", "w-1", "--drain-seconds", "1", "--max-attempts", "2")
-        job = await create_job(api, _job(ticks=30, tick_seconds=0.1))
-        first = await _until_running(api, job)
-        w1.send_signal(signal.SIGTERM)
-        await _exits_0(w1)
+        run = await nodes.running_on_w1(STEPPING, "--drain-seconds", "1", *TWO_ATTEMPTS)
+        run.w1.send_signal(signal.SIGTERM)
+        await _exits_0(run.w1)
         # Handed back: queued again, no one holds it until a worker claims it (not left
         # to a reaper: w-1 holds it no more).
-        assert (await nodes.snapshot(job))["status"] == "Running"
+        assert (await nodes.snapshot(run.job))["status"] == "Running"
         async with coredis.Redis.from_url(SHARED_URL, decode_responses=True) as client:
-            held = await client.hmget(KeyLayout(prefix).job(job), ["worker", "attempt"])
+            held = await client.hmget(KeyLayout(prefix).job(run.job), ["worker", "attempt"])
             assert list(held) == [None, "1"]
-            assert await client.zrange(KeyLayout(prefix).queued, 0, -1) == (job,)
-        await nodes.node("worker", "w-2", "--max-attempts", "2")
-        events = first + await _resumed(api, job, first)
-        again = _rerun(events)
-        assert events[-1].event == "job-completed", [e.event for e in events]
-        assert "job-cancelled" not in {e.event for e in events}
-        ticks = [e.data["currentItem"] for e in events[again:] if e.event == "step-progress"]
-        assert ticks == sorted(ticks) and ticks[-1] == 30, ticks
-        snapshot = await nodes.snapshot(job)
-        assert (snapshot["status"], snapshot["node"], snapshot["attempt"]) == ("Done", "w-2", 2)
+            assert await client.zrange(KeyLayout(prefix).queued, 0, -1) == (run.job,)
+        await nodes.node("worker", "w-2", *TWO_ATTEMPTS)
+        events = run.seen + await run.rest()
+        after = await _done_on_w2(nodes, run.job, events)
+        _one_run_never_cancelled(events, after)
 
 
 async def test_sigterm_on_an_api_node_ends_its_streams_and_the_job_goes_on(
@@ -262,13 +192,11 @@ async def test_sigterm_on_an_api_node_ends_its_streams_and_the_job_goes_on(
     async with cluster(tmp_path, prefix) as nodes:
         api = await nodes.client()
         other = await nodes.node("api", "api-2")
-        two = await nodes.stack.enter_async_context(
-            httpx.AsyncClient(base_url=other.url, timeout=30)
-        )
+        two = await nodes.client_of(other)
         await nodes.node("worker", "w-1")
         api_1 = nodes.api_node
         assert api_1 is not None
-        job = await create_job(api, _job(ticks=1, tick_seconds=600))  # runs until cancelled
+        job = await create_job(api, WAITING)
         with trio.fail_after(30):
             async with open_sse(api, f"/api/jobs/{job}/events") as stream:
                 seen = await stream.until(lambda event: event.event == "step-status")
