@@ -10,64 +10,19 @@ test still passes (it holds the cheap write to Hypercorn's semantics).
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from hypercorn.config import Config
-from support.streams import RawHttp, read_sse, wait_until
+from support.hypercorn import lifespan, serving, stopped_with_a_write_blocked
+from support.streams import RawHttp, read_sse, stuck_client, wait_until
 from trio_websocket import open_websocket_url
 
 from aura_actors.cli import main
 from aura_actors.web import ServerSettings, UntestedHypercorn, _hypercorn, serve
-from aura_actors.web._hypercorn import Connections, _send_all, _write_now, check_version, serve_app
-
-App = Callable[[Any, Any, Any], Awaitable[None]]
-
-
-@dataclass
-class Served:
-    url: str
-    connections: Connections
-    stop: trio.Event
-    #: Set once serve_app has returned.
-    stopped: trio.Event
-
-
-@asynccontextmanager
-async def serving(app: App, **config: Any) -> AsyncIterator[Served]:
-    settings = Config()
-    settings.bind = ["127.0.0.1:0"]
-    settings.accesslog = settings.errorlog = None
-    for name, value in config.items():
-        setattr(settings, name, value)
-    connections = Connections()
-    stop, stopped = trio.Event(), trio.Event()
-
-    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
-        try:
-            await serve_app(
-                app,  # type: ignore[arg-type]
-                settings,
-                shutdown_trigger=stop.wait,
-                connections=connections,
-                task_status=task_status,
-            )
-        finally:
-            stopped.set()
-
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(run)
-        served = Served(binds[0], connections, stop, stopped)
-        try:
-            yield served
-        finally:
-            stop.set()
+from aura_actors.web._hypercorn import _send_all, _write_now, check_version
 
 
 async def endless_stream(scope: Any, receive: Any, send: Any) -> None:
@@ -78,14 +33,6 @@ async def endless_stream(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     while True:
         await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
-
-
-async def lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        await send({"type": message["type"] + ".complete"})
-        if message["type"] == "lifespan.shutdown":
-            return
 
 
 # -- the version check ----------------------------------------------------------------------
@@ -119,27 +66,15 @@ async def test_serve_refuses_an_untested_hypercorn_before_touching_anything(
 
 async def test_a_write_to_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
     async with serving(endless_stream, graceful_timeout=0.2) as served:
-        host, port = served.url.removeprefix("http://").split(":")
-        sock = trio.socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await sock.connect((host, int(port)))
-        stuck = RawHttp(trio.SocketStream(sock))
-        await stuck.send_request("GET", "/")
-        await wait_until(lambda: len(served.connections) == 1)
-        # The app writes until both socket buffers are full, then its write blocks, shielded.
-        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        served.stop.set()
-        with trio.move_on_after(10):
-            await served.stopped.wait()
-        ended = served.stopped.is_set()
-        served.connections.abort()  # without the workaround: end the test, not hang it
+        stuck = await stuck_client(served.url)
+        ended = await stopped_with_a_write_blocked(served, served.stop.set)
         assert ended, "shutdown waited for a write that never ends"
         assert len(served.connections) == 0
         with pytest.raises(OSError) as reset:
-            while await sock.recv(65536):  # what the buffers held, then the reset
+            while await stuck.stream.socket.recv(65536):  # what the buffers held, then the reset
                 pass
         assert reset.value.errno == socket.errno.ECONNRESET
-        sock.close()
+        await stuck.aclose()
 
 
 # -- workaround 2: the cheap write keeps Hypercorn's semantics --------------------------------

@@ -16,11 +16,11 @@ import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config
-from support.streams import RawHttp, wait_until
-from test_web_hypercorn import lifespan, serving
+from support.hypercorn import lifespan, serving, stopped_with_a_write_blocked
+from support.streams import RawHttp, stuck_client, wait_until
 
 from aura_actors.web import _hypercorn, _sse
-from aura_actors.web._hypercorn import BodyWriter, Connections, body_writer, serve_app
+from aura_actors.web._hypercorn import BodyWriter, body_writer
 
 START = {"type": "http.response.start", "status": 200, "headers": [(b"x-test", b"1")]}
 END = {"type": "http.response.body", "body": b"", "more_body": False}
@@ -157,21 +157,10 @@ async def test_a_direct_write_to_a_client_that_stopped_reading_does_not_hold_shu
             await write(b"y" * 65536)
 
     async with serving(app_of(body), graceful_timeout=0.2) as served:
-        host, port = served.url.removeprefix("http://").split(":")
-        sock = trio.socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await sock.connect((host, int(port)))
-        await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        await wait_until(lambda: len(served.connections) == 1)
-        # The app writes until both socket buffers are full, then its write blocks, shielded.
-        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        served.stop.set()
-        with trio.move_on_after(10):
-            await served.stopped.wait()
-        ended = served.stopped.is_set()
-        served.connections.abort()  # if shutdown hung: end the test, not hang it
+        stuck = await stuck_client(served.url)
+        ended = await stopped_with_a_write_blocked(served, served.stop.set)
         assert ended, "shutdown waited for a direct write that never ends"
-        sock.close()
+        await stuck.aclose()
 
 
 async def test_a_cancelled_server_ends_with_a_direct_write_blocked_on_a_stuck_client() -> None:
@@ -182,43 +171,11 @@ async def test_a_cancelled_server_ends_with_a_direct_write_blocked_on_a_stuck_cl
         while True:
             await write(b"y" * 65536)
 
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    connections = Connections()
-    stopped = trio.Event()
-    scope = trio.CancelScope()
-
-    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
-        with scope:
-            try:
-                await serve_app(
-                    app_of(body),
-                    config,
-                    shutdown_trigger=trio.sleep_forever,
-                    connections=connections,
-                    task_status=task_status,
-                )
-            finally:
-                stopped.set()
-
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(run)
-        host, port = binds[0].removeprefix("http://").split(":")
-        sock = trio.socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await sock.connect((host, int(port)))
-        await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        await wait_until(lambda: len(connections) == 1)
-        # The app writes until both socket buffers are full, then its write blocks, shielded.
-        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        scope.cancel()
-        with trio.move_on_after(10):
-            await stopped.wait()
-        ended = stopped.is_set()
-        connections.abort()  # if it hung: end the test, not hang it
+    async with serving(app_of(body)) as served:
+        stuck = await stuck_client(served.url)
+        ended = await stopped_with_a_write_blocked(served, served.scope.cancel)
         assert ended, "a cancelled server waited for a write that never ends"
-        sock.close()
+        await stuck.aclose()
 
 
 async def test_an_sse_response_writes_its_frames_directly(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
 import trio
-from support.servers import InProcessServer, run_server
+from support.servers import run_server
 from support.streams import (
     Ev,
     RawHttp,
@@ -15,6 +14,7 @@ from support.streams import (
     compact_progress,
     open_sse,
     parse_sse_wire,
+    stuck_client,
     summary,
     wait_until,
 )
@@ -95,17 +95,6 @@ async def test_fifty_jobs_each_with_a_subscriber_plus_the_multiplexed_stream(
         assert health["jobs"] == {"running": 0, "queued": 0, "total": JOBS}
 
 
-async def stuck_reader(server: InProcessServer, target: str) -> RawHttp:
-    """A client that sends its request and then reads nothing, with a tiny receive window."""
-    host, port = server.url.removeprefix("http://").split(":")
-    sock = trio.socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    await sock.connect((host, int(port)))
-    raw = RawHttp(trio.SocketStream(sock))
-    await raw.send_request("GET", target)
-    return raw
-
-
 async def drain(raw: RawHttp) -> bytes:
     """Now read everything the stuck client was sent, to the end of the response."""
     await raw.read_head()
@@ -148,7 +137,7 @@ async def test_a_client_that_stops_reading_overflows_alone(tmp_path: Path) -> No
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 await nursery.start(read_normally)
-                raw = await stuck_reader(server, "/api/events")
+                raw = await stuck_client(server.url, "/api/events")
                 await wait_until(lambda: broadcaster.subscriber_count == 2, within=2)
                 jobs = [
                     (await client.post("/api/jobs", json=many)).json()["id"]
@@ -201,7 +190,7 @@ async def test_a_slow_reader_skips_only_intermediate_progress(tmp_path: Path) ->
         job = {"pipeline": "synthetic", "params": {"stages": 3, "ticks": 2000, "tickSeconds": 0}}
         with trio.fail_after(30):
             job_id = (await client.post("/api/jobs", json=job)).json()["id"]
-            raw = await stuck_reader(server, f"/api/jobs/{job_id}/events")
+            raw = await stuck_client(server.url, f"/api/jobs/{job_id}/events")
             async with open_sse(client, f"/api/jobs/{job_id}/events") as fast:
                 fast_events = await fast.rest()
             assert fast_events[-1].event == "job-completed"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import httpx
 import pytest
 import trio
 from support.servers import ServerProcess, server_process
-from support.streams import Ev, RawHttp, open_sse
+from support.streams import Ev, open_sse, stuck_client
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 WAITING = {"pipeline": "synthetic", "params": {"stages": 2, "ticks": 1, "tickSeconds": 600}}
@@ -126,13 +125,9 @@ async def test_shutdown_ends_even_with_a_client_that_stopped_reading(tmp_path: P
     ):
         with trio.fail_after(90):
             job_id = (await client.post("/api/jobs", json=FLOOD)).json()["id"]
-            host, port = server.url.removeprefix("http://").split(":")
-            sock = trio.socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            await sock.connect((host, int(port)))
-            stuck = RawHttp(trio.SocketStream(sock))
-            await stuck.send_request("GET", f"/api/jobs/{job_id}/events")
-            stuck_port = sock.getsockname()[1]
+            stuck = await stuck_client(server.url, f"/api/jobs/{job_id}/events")
+            server_port = stuck.stream.socket.getpeername()[1]
+            stuck_port = stuck.stream.socket.getsockname()[1]
             # A well-behaved reader alongside, which must still get its job-cancelled.
             seen: list[Ev] = []
             async with open_sse(client, f"/api/jobs/{job_id}/events") as stream:
@@ -146,7 +141,7 @@ async def test_shutdown_ends_even_with_a_client_that_stopped_reading(tmp_path: P
                 while steady < 3:
                     for _ in range(20):
                         await stream.next()
-                    now_unsent = server_send_queue(int(port), stuck_port)
+                    now_unsent = server_send_queue(server_port, stuck_port)
                     steady = steady + 1 if now_unsent == unsent and unsent > 0 else 0
                     unsent = now_unsent
                 server.send_signal(signal.SIGTERM)

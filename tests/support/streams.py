@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -272,6 +273,20 @@ class RawHttp:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+async def stuck_client(url: str, target: str = "/") -> RawHttp:
+    """A client that sends ``GET target`` to the server at ``url`` and then reads nothing,
+    with a tiny receive window: what the server writes to it soon fills both socket
+    buffers. Its socket is ``.stream.socket``."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect((parts.hostname, parts.port))
+    raw = RawHttp(trio.SocketStream(sock))
+    await raw.send_request("GET", target)
+    return raw
 
 
 async def raw_request(
