@@ -28,6 +28,8 @@ from aura_actors.protocol import (
     EventMessage,
     EventType,
     Health,
+    HealthJobs,
+    HealthNode,
     JobList,
     JobSnapshot,
     JobStatus,
@@ -115,6 +117,19 @@ def test_a_stream_error_has_no_job_id_key_unless_a_job_applies() -> None:
     }
     with_job = dump_wire(ErrorData(job_id="j", code="c", message="m"))
     assert with_job == {"jobId": "j", "code": "c", "message": "m"}
+
+
+def test_health_has_a_node_key_only_on_a_clusters_node() -> None:
+    jobs = HealthJobs(running=3, queued=5, total=9)
+    alone = dump_wire(Health(status="ok", jobs=jobs))
+    assert "node" not in alone and alone["jobs"] == {"running": 3, "queued": 5, "total": 9}
+    node = HealthNode(name="api-1", role="api", running=0, queued=0)
+    clustered = dump_wire(Health(status="ok", jobs=jobs, node=node))
+    assert clustered["node"] == {"name": "api-1", "role": "api", "running": 0, "queued": 0}
+    assert Health.model_validate(clustered).node == node
+    # What the server sends always has the other keys; ``node`` only in a cluster.
+    required = Health.model_json_schema(mode="serialization")["required"]
+    assert required == ["status", "version", "storage", "jobs", "subscribers"]
 
 
 def test_times_go_out_as_utc_with_milliseconds() -> None:

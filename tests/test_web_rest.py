@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trio
 from support.contract import SNAPSHOT_KEYS
-from support.servers import run_server
+from support.servers import InProcessServer, run_server
 from support.service import Service, one_process
 from support.streams import open_sse, raw_request, read_sse
 
@@ -281,14 +281,48 @@ async def test_health(service: Service, client: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["status"] == "ok"
     if service.is_cluster:
-        # An API node runs no jobs; its counts are its own (docs/cluster.md), and earlier
-        # tests on the shared nodes stored jobs and may still be closing streams.
-        assert (body["jobs"]["running"], body["jobs"]["queued"]) == (0, 0)
-        assert isinstance(body["jobs"]["total"], int) and body["jobs"]["total"] >= 0
+        # The jobs are the whole cluster's (docs/cluster.md): earlier tests on the shared
+        # nodes stored jobs and may still be closing streams. The API node holds none.
+        assert {key: type(value) for key, value in body["jobs"].items()} == dict.fromkeys(
+            ("running", "queued", "total"), int
+        )
+        assert min(body["jobs"].values()) >= 0
+        node = body["node"]
+        assert node["name"] in ("api-1", "api-2")
+        assert (node["role"], node["running"], node["queued"]) == ("api", 0, 0)
         assert isinstance(body["subscribers"], int) and body["subscribers"] >= 0
     else:
         assert body["jobs"] == {"running": 0, "queued": 0, "total": 0}
         assert body["subscribers"] == 0
+        assert "node" not in body  # a cluster's node only
+
+
+@one_process("counts storage reads of the in-process runtime")
+async def test_health_in_one_process_counts_from_memory_without_reading_storage(
+    service: Service,
+    client: httpx.AsyncClient,
+    process_server: InProcessServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = process_server.runtime
+    assert runtime is not None
+    with trio.fail_after(10):
+        ids = await fill_slots(client, service)
+        queued = (await client.post("/api/jobs", json=WAITING)).json()["id"]
+        reads = 0
+        count_jobs = runtime.storage.count_jobs
+
+        async def counted() -> dict[tuple[str, str], int]:
+            nonlocal reads
+            reads += 1
+            return await count_jobs()
+
+        monkeypatch.setattr(runtime.storage, "count_jobs", counted)
+        body = (await client.get("/api/health")).json()
+        assert body["jobs"] == {"running": len(ids), "queued": 1, "total": len(ids) + 1}
+        assert reads == 0
+        for job_id in [*ids, queued]:
+            assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 202
 
 
 # -- bad input -------------------------------------------------------------------------------

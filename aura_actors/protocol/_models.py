@@ -20,6 +20,7 @@ __all__ = [
     "FieldProblem",
     "Health",
     "HealthJobs",
+    "HealthNode",
     "JobError",
     "JobList",
     "JobLogs",
@@ -156,11 +157,22 @@ class JobLogs(WireModel):
 
 
 class HealthJobs(WireModel):
-    """How many jobs the server holds."""
+    """How many jobs there are: the server's in one process, the whole cluster's on a
+    cluster's node (its own are in :class:`HealthNode`)."""
 
     running: int
     queued: int
     total: int
+
+
+class HealthNode(WireModel):
+    """The cluster's node that answered: its name, its role (``api``, ``worker`` or
+    ``all``) and the jobs it holds itself (an ``api`` node holds none)."""
+
+    name: str
+    role: str
+    running: int
+    queued: int
 
 
 class HealthStorage(WireModel):
@@ -170,16 +182,27 @@ class HealthStorage(WireModel):
     problem: str | None = None
 
 
+def _node_not_required(schema: dict[str, Any]) -> None:
+    """The server writes ``node`` only in a cluster: not a required key of what it sends."""
+    required = [name for name in schema.get("required", ()) if name != "node"]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+
+
 class Health(WireModel):
     """``GET /api/health`` answer: ``status`` is ``ok``, ``degraded`` or ``shutting_down``.
 
-    Further keys a server adds are kept (``extra="allow"``).
+    ``node`` is there only on a cluster's node (then ``jobs`` counts the whole
+    cluster's). Further keys a server adds are kept (``extra="allow"``).
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_node_not_required)
 
     status: str
     version: str | None = None
     storage: HealthStorage | None = None
     jobs: HealthJobs | None = None
     subscribers: int | None = None
+    node: HealthNode | None = Field(default=None, exclude_if=lambda value: value is None)

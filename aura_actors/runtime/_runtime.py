@@ -86,6 +86,12 @@ class Runtime:
         return self._runner
 
     @property
+    def clustered(self) -> bool:
+        """Whether this runtime is a node of a cluster: its job source is shared, so other
+        nodes hold and run jobs too, and its own counts are not the service's."""
+        return self._source.shared
+
+    @property
     def running_count(self) -> int:
         """Jobs whose actors are running."""
         return self._runner.running

@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from ..runtime import Event, Runtime
+from ._job_counts import reported_counts
 from ._penalty import PenaltyBox
 
 __all__ = ["CONTENT_TYPE", "ServerMetrics"]
@@ -34,8 +35,16 @@ class ServerMetrics:
             ["status", "pipeline"],
             registry=registry,
         )
-        self.queued = Gauge("aura_queue_depth", "Jobs waiting for a slot", registry=registry)
-        self.running = Gauge("aura_running_jobs", "Jobs running", registry=registry)
+        self.queued = Gauge(
+            "aura_queue_depth",
+            "Jobs waiting for a slot (in a cluster: the whole cluster's)",
+            registry=registry,
+        )
+        self.running = Gauge(
+            "aura_running_jobs",
+            "Jobs running (in a cluster: on every node)",
+            registry=registry,
+        )
         self.subscribers = Gauge(
             "aura_subscribers",
             "Open event streams, by transport",
@@ -111,17 +120,22 @@ class ServerMetrics:
             self.delivery_lag.observe(now - published_at)
 
     async def render(self, runtime: Runtime) -> bytes:
-        """Refresh the gauges from ``runtime`` and return the text exposition. A checkpoint."""
-        self.queued.set(runtime.queued_count)
-        self.running.set(runtime.running_count)
+        """Refresh the gauges from ``runtime`` and return the text exposition. A checkpoint.
+
+        Storage's counts are read once: ``aura_jobs``, and on a cluster's node the
+        queue depth and running jobs, the cluster's as health reports them.
+        """
         self.storage_ok.set(0 if runtime.storage_problem else 1)
         try:
-            counts = await runtime.storage.count_jobs()
+            stored = await runtime.storage.count_jobs()
         except Exception:  # storage failing: the other metrics still say so
-            counts = None
-        if counts is not None:
+            stored = None
+        counts = reported_counts(runtime, stored)
+        self.queued.set(counts.queued)
+        self.running.set(counts.running)
+        if stored is not None:
             self.jobs.clear()
-            for (status, pipeline), count in counts.items():
+            for (status, pipeline), count in stored.items():
                 self.jobs.labels(status, pipeline).set(count)
         return generate_latest(self.registry)
 

@@ -18,6 +18,7 @@ from ..protocol import (
     ErrorBody,
     Health,
     HealthJobs,
+    HealthNode,
     HealthStorage,
     JobList,
     JobListQuery,
@@ -25,9 +26,10 @@ from ..protocol import (
     JobSnapshot,
     dump_json_bytes,
 )
-from ..runtime import JobRecord, RuntimeConfig
+from ..runtime import JobRecord, Runtime, RuntimeConfig
 from ._context import ServerContext
 from ._errors import ApiError, parse_model
+from ._job_counts import read_reported_counts
 
 
 def _json_response(body: Any, status: int = 200) -> Response:
@@ -179,22 +181,37 @@ def register_service_routes(app: Quart, context: ServerContext) -> None:
     @document_response(Health, 200)
     @document_response(Health, 503)
     async def health() -> Response:
-        """Liveness: 200 while serving, 503 once shutting down."""
+        """Liveness: 200 while serving, 503 once shutting down or while storage fails.
+
+        ``jobs`` counts the whole cluster's jobs on a cluster's node, which adds
+        ``node``: its name, role and own jobs.
+        """
         problem = runtime.storage_problem
         status = "shutting_down" if runtime.shutting_down else "degraded" if problem else "ok"
+        counts = await read_reported_counts(runtime)
         body = Health(
             status=status,
             version=__version__,
             storage=HealthStorage(ok=problem is None, problem=problem),
-            jobs=HealthJobs(
-                running=runtime.running_count,
-                queued=runtime.queued_count,
-                total=runtime.job_count,
-            ),
+            jobs=HealthJobs(running=counts.running, queued=counts.queued, total=counts.total),
             subscribers=runtime.subscriber_count,
+            node=_node_health(runtime),
         )
         return Response(
             dump_json_bytes(body),
             status=200 if status == "ok" else 503,
             content_type="application/json",
         )
+
+
+def _node_health(runtime: Runtime) -> HealthNode | None:
+    """This node of a cluster: its name, role and own jobs (``None`` in one process)."""
+    if not runtime.clustered:
+        return None
+    config = runtime.config
+    return HealthNode(
+        name=config.node_name or "",
+        role=config.role,
+        running=runtime.running_count,
+        queued=runtime.queued_count,
+    )
