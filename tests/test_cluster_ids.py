@@ -135,7 +135,8 @@ async def test_a_commit_behind_another_nodes_ids_gets_new_ones_in_the_same_step(
         newest = first.events[0].id
         assert newest is not None
         stale = behind.created("b", "alice")
-        stale.events += behind.running("b", "alice").events  # two events; the snapshot names the 1st
+        # Two events; the snapshot names the first.
+        stale.events += behind.running("b", "alice").events
         old_first = stale.events[0].id
         assert old_first is not None and old_first < newest
         stale.created[0].data["params"] = {"lastEventId": str(old_first)}  # not renamed

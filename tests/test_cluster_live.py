@@ -16,8 +16,8 @@ from pathlib import Path
 import coredis
 import pytest
 import trio
-from support.redis import open_store, private_redis, shared_prefix
-from support.store_script import Script, events_of, run_script
+from support.redis import SHARED_URL, open_store, private_redis, shared_prefix
+from support.store_script import Script, batches, events_of, run_script
 
 from aura_actors.cluster import RedisStorage
 from aura_actors.cluster._live import LiveFeed
@@ -195,4 +195,54 @@ async def test_a_killed_pubsub_connection_is_made_again(tmp_path: Path) -> None:
         with trio.fail_after(20):
             await feed.wait_connections(2)
         assert await _ids(job, len(ids) - 2) == ids[2:]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_commit_of_several_jobs_reaches_an_owner_in_id_order(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Events of two jobs interleaved in one commit (as a worker batches jobs that run at
+    once): the owner's subscription gets them all in id order (grouped by job, those of
+    one job would pass the other's, which the subscription would then drop as passed),
+    and each job's subscription gets its own."""
+    script = Script()
+    commits = run_script(script.life("a", "alice", runs=[0]), script.life("b", "alice", runs=[0]))
+    ids = [e.id for commit in commits for e in commit.events]
+    a_ids = [e.id for e in events_of(commits, "a")]
+    (created,) = batches(commits[:2], 2)  # both jobs' Queued records
+    (rest,) = batches(commits[2:], len(commits))  # a, b, a, b, ...: one commit
+    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+        hub = Hub()
+        await nursery.start(LiveFeed(api, hub).run)
+        worker = _worker_store(api, prefix, tmp_path)
+        owner = _owner_subscription(api, hub, "alice", None)  # live only: no replay
+        await worker.commit(created)
+        job_a = _job_subscription(api, hub, "a", a_ids[0])
+        await worker.commit(rest)
+
+        assert await _ids(owner, len(ids)) == ids
+        assert await _ids(job_a, len(a_ids) - 1) == a_ids[1:]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_the_feed_cannot_read_is_read_from_the_streams(
+    tmp_path: Path, prefix: str
+) -> None:
+    script = Script()
+    commits = run_script(script.life("a", "alice", runs=[0]))
+    ids = [e.id for e in events_of(commits, "a")]
+    async with open_store(tmp_path, prefix, node="api-1") as api, trio.open_nursery() as nursery:
+        hub = Hub()
+        await nursery.start(LiveFeed(api, hub).run)
+        worker = _worker_store(api, prefix, tmp_path)
+        await worker.commit(commits[0])
+        job = _job_subscription(api, hub, "a", ids[0])
+        # Stored without a message the feed can read (another version's node, say).
+        events_key = api.keys.events("a")
+        for commit in commits[1:3]:
+            await worker.commit(commit)
+        async with coredis.Redis.from_url(SHARED_URL, decode_responses=True) as raw:
+            await raw.publish(api.keys.live_channel, "w-1\na 1-0 2-0 u:alice")
+        assert await api.client.xlen(events_key) >= 3
+        assert await _ids(job, 2) == ids[1:3]
         nursery.cancel_scope.cancel()

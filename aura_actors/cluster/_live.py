@@ -1,21 +1,21 @@
 """The live path across processes: one pub/sub connection per node feeding its hub.
 
 In a cluster the commit script publishes, after its writes, the events it
-stored (the ``live`` channel; :mod:`._keys`): per job, its events of the
-commit. A node's :class:`LiveFeed` holds one standing subscription to it
-(coredis's iterator ends when nothing is subscribed, so the subscription
-never goes away while the feed runs) and offers each message's events to its
-hub: a job's events to the job's subscriptions, and to its owner's. No
-stream is read on the way: commits run one after another in Redis, in id
-order, and pub/sub delivers their messages in that order, so a subscription
-that joined the hub before reading its replay gets every later commit from
-the feed (what both give it is dropped once passed). For a job, a message of
-the node's own commit is skipped: its broadcaster offered those events to the
-job's subscriptions already. An owner's subscriptions get every event from
-the feed, the node's own too (``Hub.owners_from_feed``): several nodes write
-one owner's stream, and only the commits' order keeps an event of this node
-from overtaking older ones of another node still on their way (the
-subscriptions would drop those as passed).
+stored (the ``live`` channel; :mod:`._keys`), in id order. A node's
+:class:`LiveFeed` holds one standing subscription to it (coredis's iterator
+ends when nothing is subscribed, so the subscription never goes away while
+the feed runs) and offers each message's events, a run per job, to its hub: a
+job's events to the job's subscriptions, and to its owner's. No stream is
+read on the way: commits run one after another in Redis, in id order, and
+pub/sub delivers their messages in that order, so a subscription that joined
+the hub before reading its replay gets every later commit from the feed (what
+both give it is dropped once passed). For a job, a message of the node's own
+commit is skipped: its broadcaster offered those events to the job's
+subscriptions already. An owner's subscriptions get every event from the
+feed, the node's own too (``Hub.owners_from_feed``): several nodes write one
+owner's stream, and only the commits' order keeps an event of this node from
+overtaking older ones of another node still on their way (the subscriptions
+would drop those as passed).
 
 Pub/sub keeps nothing for a connection that is down: after it is lost and
 made again, every followed job and owner is read again from its streams,
@@ -161,36 +161,52 @@ class LiveFeed:
         self._forget_unfollowed()
 
     def _on_message(self, text: str) -> None:
-        """Offer a commit's events (see ``lua/commit.lua``) to the subscriptions that
-        follow their jobs or owners."""
-        node, jobs = json.loads(text)
+        """Offer a commit's events (see ``lua/commit.lua``), a run per job, to the
+        subscriptions that follow their jobs or owners, in the commit's (id) order."""
+        node, entries = json.loads(text)
         # This node's own commit: its broadcaster offered the events to the jobs' hub
         # subscriptions already (not to the owners': see the module's docstring).
         own = node == self.storage.node
         hub = self.hub
         now = time.perf_counter()
-        for job_id, okey, entries in jobs:
-            owner = owner_of(okey)
-            to_job = not own and hub.follows_job(job_id)
-            to_owner = hub.follows_owner(owner)
-            if not (to_job or to_owner):
-                continue
-            run = [
-                Event(EventId.parse(i), EventType(t), None, job_id, owner, json_text=d)
-                for i, t, d in entries
-            ]
-            for event in run:
+        run: list[Event] = []
+        run_job: str | None = None
+        owner: str | None = None
+        to_job = to_owner = False
+        for id_text, job_id, okey, type_text, data in entries:
+            if job_id != run_job:
+                if run:
+                    self._offer(run, to_job=to_job, to_owner=to_owner)
+                    run = []
+                run_job, owner = job_id, owner_of(okey)
+                to_job = not own and hub.follows_job(job_id)
+                to_owner = hub.follows_owner(owner)
+            if to_job or to_owner:
+                event = Event(
+                    EventId.parse(id_text),
+                    EventType(type_text),
+                    None,
+                    job_id,
+                    owner,
+                    json_text=data,
+                )
                 event.published_at = now
-            hub.publish_run(run, to_job=to_job, fed=True)
-            last = run[-1].id
-            assert last is not None
-            if to_job:
-                self._job_cursor[job_id] = last
-            if to_owner:
-                self._owner_cursor[owner] = last
+                run.append(event)
+        if run:
+            self._offer(run, to_job=to_job, to_owner=to_owner)
         self._until_sweep -= 1
         if self._until_sweep <= 0:
             self._forget_unfollowed()
+
+    def _offer(self, run: list[Event], *, to_job: bool, to_owner: bool) -> None:
+        """Offer ``run``, consecutive events of one job, and move the feed's cursors."""
+        self.hub.publish_run(run, to_job=to_job, fed=True)
+        last = run[-1].id
+        assert last is not None
+        if to_job:
+            self._job_cursor[run[0].job_id or ""] = last
+        if to_owner:
+            self._owner_cursor[run[0].owner] = last
 
     async def _read_job(self, job_id: str, after: EventId | None) -> None:
         while True:

@@ -221,7 +221,7 @@ end
 local known = {}   -- job -> its okey when the job exists, false when it does not
 local tails = {}   -- job -> {id, type} of its newest retained event, false when none
 local touched = {} -- jobs with new events, in order
-local carried = {} -- job -> its events in this commit, {id, type, data} each
+local carried = {} -- the stored events in commit (id) order, {id, job, okey, type, data} each
 for _, e in ipairs(events) do
   local id, job, okey, owner, etype, data = unpack(e)
   if known[job] == nil then
@@ -246,12 +246,7 @@ for _, e in ipairs(events) do
     end
     redis.call('XADD', ostream, id, 'j', job, 't', etype, 'd', data)
     tails[job] = {id, etype}
-    local run = carried[job]
-    if not run then
-      run = {}
-      carried[job] = run
-    end
-    run[#run + 1] = {id, etype, data}
+    carried[#carried + 1] = {id, job, okey, etype, data}
   end
 end
 for _, job in ipairs(touched) do
@@ -269,12 +264,11 @@ end
 
 -- In a cluster, hand every node's live feed the events of this commit (after the writes
 -- above, so a node that reads on this message finds them stored): JSON
--- [<committing node>, [[<job>, <okey>, [[<id>, <type>, <data>], ...]], ...]], each job's
--- events in id order, a run of step-progress whole (subscribers coalesce it themselves).
-if node and #touched > 0 then
-  local jobs = {}
-  for k, job in ipairs(touched) do jobs[k] = {job, known[job], carried[job]} end
-  redis.call('PUBLISH', P .. 'live', cjson.encode({node, jobs}))
+-- [<committing node>, [[<id>, <job>, <okey>, <type>, <data>], ...]], in id order (an
+-- owner's subscribers take them in that order), a run of step-progress whole
+-- (subscribers coalesce it themselves).
+if node and #carried > 0 then
+  redis.call('PUBLISH', P .. 'live', cjson.encode({node, carried}))
 end
 
 if #events > 0 then
