@@ -9,7 +9,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from bench.http.capacity import _point, capacity_of  # noqa: E402
+from bench.http.capacity import capacity_of, point_of  # noqa: E402
 from bench.plots import draw_all  # noqa: E402
 
 
@@ -28,11 +28,11 @@ def _result(clients: int, windows: list[dict[str, object]]) -> dict[str, object]
 
 
 def test_capacity_is_the_best_step_within_the_bound() -> None:
-    low = _point(_result(100, [_window(1000, 10, 50)] * 3), 1000)
-    mid = _point(
+    low = point_of(_result(100, [_window(1000, 10, 50)] * 3), 1000)
+    mid = point_of(
         _result(300, [_window(2990, 40, 40), _window(3000, 60, 40), _window(2980, 45, 40)]), 3000
     )
-    slow = _point(_result(600, [_window(6000, 80, 30)] * 3), 6000)
+    slow = point_of(_result(600, [_window(6000, 80, 30)] * 3), 6000)
     best = capacity_of([low, mid, slow])
     assert best is mid
     assert mid["p99_ms"] == {"median": 45, "min": 40, "max": 60, "runs": [40, 60, 45]}
@@ -41,7 +41,7 @@ def test_capacity_is_the_best_step_within_the_bound() -> None:
 
 
 def test_capacity_plot_is_drawn(tmp_path: Path) -> None:
-    points = [_point(_result(c, [_window(c * 10, c / 10, 50)] * 3), c * 10) for c in (100, 300)]
+    points = [point_of(_result(c, [_window(c * 10, c / 10, 50)] * 3), c * 10) for c in (100, 300)]
     data = {
         "scenarios": {
             "capacity": {

@@ -1,10 +1,10 @@
 """Two writers on one Redis prefix (an API node and a worker): their ids interleave.
 
 Each node's broadcaster stamps ids from its own clock; when the other node has
-stored newer ones, the commit is refused whole and the batch is stamped again
-after them. Here both clocks stand still at the same millisecond, so every
-batch collides: still every event is stored once, ids only go up in every
-stream, and each snapshot names its job's newest event.
+stored newer ones, the commit script gives the batch new ids after them in the
+same step, and the node renames its copies. Here both clocks stand still at the
+same millisecond, so every batch collides: still every event is stored once,
+ids only go up in every stream, and each snapshot names its job's newest event.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _warn(job: Job, n: int) -> None:
 async def test_two_writers_interleave_without_loss_and_ids_only_go_up(
     tmp_path: Path, prefix: str
 ) -> None:
-    # Without stamping again, the colliding batches would be retried forever.
+    # Without new ids, the colliding batches would be refused again and again.
     with trio.fail_after(30):
         await _interleave(tmp_path, prefix)
 
@@ -111,3 +111,38 @@ async def test_a_cluster_commit_sent_again_after_a_lost_reply_is_applied_once(
         progress = script.running("a")
         await store.commit(progress)
         assert len(await store.job_events("a", None, 10)) == 2
+
+
+async def test_a_commit_behind_another_nodes_ids_gets_new_ones_in_the_same_step(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Redis gives a stale commit's events new ids, consecutive after the newest stored;
+    the reply names the first; the snapshots naming them are stored renamed; a retry of
+    the same commit (a lost reply) gets the same reply and stores nothing more."""
+    ahead, behind = Script(), Script()
+    ahead.ids.resume_after(EventId(1_900_000_000_000, 5))  # another node's clock ran ahead
+    async with open_store(tmp_path, prefix, node="api-1") as store:
+        first = ahead.created("a", "alice")
+        assert await store.commit(first) is None  # nothing newer stored: kept as it came
+        newest = first.events[0].id
+        assert newest is not None
+        stale = behind.created("b", "alice")
+        # Two events; the snapshot names the first.
+        stale.events += behind.running("b", "alice").events
+        old_first = stale.events[0].id
+        assert old_first is not None and old_first < newest
+        stale.created[0].data["params"] = {"lastEventId": str(old_first)}  # not renamed
+
+        given = await store.commit(stale)
+
+        assert given is not None and given > newest
+        expected = [given, EventId(given.millis, given.counter + 1)]
+        assert [e.id for e in await store.job_events("b", None, 10)] == expected
+        owner = await store.owner_events("alice", EventId(0, 0), 10)
+        assert [e.id for e in owner] == [newest, *expected]
+        record = await store.get("b")
+        assert record is not None and record.last_event_id == given
+        assert record.data["params"] == {"lastEventId": str(old_first)}
+        before = await keys_under(SHARED_URL, prefix)
+        assert await store.commit(stale) == given  # the same commit (its token) again
+        assert await keys_under(SHARED_URL, prefix) == before

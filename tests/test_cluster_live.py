@@ -16,7 +16,7 @@ import coredis
 import trio
 from support.cluster import api_store
 from support.redis import open_store, private_redis
-from support.store_script import Script, events_of, run_script
+from support.store_script import Script, batches, events_of, run_script
 
 from aura_actors.cluster import RedisStorage
 from aura_actors.cluster._live import LiveFeed
@@ -64,11 +64,13 @@ async def _commit_all(store: RedisStorage, commits: list[Commit]) -> None:
         await store.commit(commit)
 
 
-def _worker_store(api: RedisStorage, prefix: str, tmp_path: Path) -> RedisStorage:
+def _worker_store(
+    api: RedisStorage, prefix: str, tmp_path: Path, node: str | None = "w-1"
+) -> RedisStorage:
     return RedisStorage(
         api.client,
         prefix=prefix,
-        node="w-1",
+        node=node,
         history_ttl=3600.0,
         max_history_events=10_000,
         artifacts_dir=tmp_path,
@@ -188,3 +190,52 @@ async def test_a_killed_pubsub_connection_is_made_again(tmp_path: Path) -> None:
             await feed.wait_connections(2)
         assert await _ids(job, len(ids) - 2) == ids[2:]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_commit_of_several_jobs_reaches_an_owner_in_id_order(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Events of two jobs interleaved in one commit (as a worker batches jobs that run at
+    once): the owner's subscription gets them all in id order (grouped by job, those of
+    one job would pass the other's, which the subscription would then drop as passed),
+    and each job's subscription gets its own."""
+    script = Script()
+    commits = run_script(script.life("a", "alice", runs=[0]), script.life("b", "alice", runs=[0]))
+    ids = [e.id for commit in commits for e in commit.events]
+    a_ids = [e.id for e in events_of(commits, "a")]
+    (created,) = batches(commits[:2], 2)  # both jobs' Queued records
+    (rest,) = batches(commits[2:], len(commits))  # a, b, a, b, ...: one commit
+    async with api_store(tmp_path, prefix) as (api, nursery):
+        hub = Hub()
+        await nursery.start(LiveFeed(api, hub).run)
+        worker = _worker_store(api, prefix, tmp_path)
+        owner = _owner_subscription(api, hub, "alice", None)  # live only: no replay
+        await worker.commit(created)
+        job_a = _job_subscription(api, hub, "a", a_ids[0])
+        await worker.commit(rest)
+
+        assert await _ids(owner, len(ids)) == ids
+        assert await _ids(job_a, len(a_ids) - 1) == a_ids[1:]
+
+
+async def test_a_message_the_feed_cannot_read_is_read_from_the_streams(
+    tmp_path: Path, prefix: str
+) -> None:
+    """A message that is not a commit's (another version's node, say) is taken as lost:
+    the feed logs it and reads every followed stream again, as after a reconnect."""
+    script = Script()
+    commits = run_script(script.life("a", "alice", runs=[0]))
+    ids = [e.id for e in events_of(commits, "a")]
+    async with api_store(tmp_path, prefix) as (api, nursery):
+        hub = Hub()
+        await nursery.start(LiveFeed(api, hub).run)
+        owner = _owner_subscription(api, hub, "alice", None)  # live only: the feed alone
+        await _worker_store(api, prefix, tmp_path).commit(commits[0])
+        assert await _ids(owner, 1) == ids[:1]
+        # Stored with no message (a store without a node publishes none)...
+        silent = _worker_store(api, prefix, tmp_path, node=None)
+        for commit in commits[1:3]:
+            await silent.commit(commit)
+        # ... and then a message the feed cannot read.
+        await api.client.publish(api.keys.live_channel, "w-1\na 1-0 2-0 u:alice")
+        assert await _ids(owner, 2) == ids[1:3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 import trio
@@ -16,13 +17,22 @@ from conftest import (
 )
 
 from aura_actors.runtime import (
+    Broadcaster,
+    Commit,
     Event,
+    EventId,
     EventType,
+    Hub,
+    Job,
     JobStatus,
+    MemoryStorage,
     QueueFull,
+    RuntimeConfig,
     Stage,
     StageContext,
 )
+from aura_actors.runtime._runner import JobRunner
+from aura_actors.runtime._source import JobSource, LocalJobs
 
 JOBS = 200
 STAGES, TICKS = 2, 10
@@ -156,3 +166,53 @@ async def test_zero_queue_refuses_when_every_slot_is_busy(
         assert rt.running_count == 0
         second = await rt.submit("synthetic", {"ticks": 3})
         assert second.status is JobStatus.RUNNING
+
+
+class _GatedStorage(MemoryStorage):
+    """Memory storage whose commits wait at a gate the test opens."""
+
+    def __init__(self) -> None:
+        super().__init__(history_ttl=3600, max_history_events=1000)
+        self.entered = trio.Event()
+        self.gate = trio.Event()
+
+    async def commit(self, commit: Commit) -> EventId | None:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().commit(commit)
+
+
+class _ClusterQueue(LocalJobs):
+    """A job source like a cluster node's: new jobs go elsewhere, to any worker."""
+
+    shared = True
+
+    def queued(self, runner: JobRunner, job: Job) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("source", "free_while_stored"), [(None, 0), (_ClusterQueue(), 1)])
+async def test_a_job_being_stored_holds_a_slot_only_where_it_will_run(
+    tmp_path: Path, source: JobSource | None, free_while_stored: int
+) -> None:
+    """In one process a submitted job holds its slot while its record is stored (one
+    submitted meanwhile queues behind it). In a cluster it goes to any worker's queue: a
+    slot held here would turn away the job this node's own worker is starting."""
+    storage = _GatedStorage()
+    async with trio.open_nursery() as nursery:
+        broadcaster = Broadcaster(storage, Hub())
+        nursery.start_soon(broadcaster.run)
+        config = RuntimeConfig(data_dir=tmp_path, max_concurrent_jobs=1)
+        runner = JobRunner(config, broadcaster, nursery, source)
+        job = Job(
+            job_id="j", pipeline="p", params={}, stages=(), owner=None, broadcaster=broadcaster
+        )
+        nursery.start_soon(runner.store_new, job)
+        await storage.entered.wait()
+        try:
+            assert runner.free_slots() == free_while_stored
+        finally:
+            storage.gate.set()  # (the wait for the store is shielded)
+        await broadcaster.barrier()
+        assert runner.free_slots() == 1
+        nursery.cancel_scope.cancel()

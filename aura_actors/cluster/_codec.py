@@ -55,11 +55,11 @@ def encode_commit(
             record.owner or "",
             str(data["status"]),
             str(data["pipeline"]),
-            json.dumps(data, separators=(",", ":")),
+            _snapshot_json(data),
         ]
     args.append(str(len(commit.snapshots)))
     for job_id, data in commit.snapshots.items():
-        args += [job_id, str(data["status"]), json.dumps(data, separators=(",", ":"))]
+        args += [job_id, str(data["status"]), _snapshot_json(data)]
     args.append(str(len(commit.logs)))
     for job_id, lines in commit.logs.items():
         args += [job_id, json.dumps(lines, separators=(",", ":"))]
@@ -81,6 +81,24 @@ def encode_commit(
             args += [job_id, str(attempt)]
         args += ["" if limit is None else str(limit) for limit in (max_queued, max_per_owner)]
     return args
+
+
+def _snapshot_json(data: Mapping[str, Any]) -> str:
+    """A snapshot's JSON with ``lastEventId`` first (``{"lastEventId":"<id>",...``), so the
+    commit script renames the id in place when it gives the commit's events new ids."""
+    if "lastEventId" in data:
+        data = {"lastEventId": data["lastEventId"], **data}
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_commit_reply(reply: object) -> EventId | None:
+    """The first new id the commit script gave a cluster commit's events, or ``None``
+    when it kept their ids (``=``; and a commit without a node's ``1`` or ``0``)."""
+    if isinstance(reply, bytes):
+        reply = reply.decode()
+    if isinstance(reply, str) and "-" in reply:
+        return EventId.parse(reply)
+    return None
 
 
 def decode_record(values: Sequence[str | None], expired_before: float) -> JobRecord | None:

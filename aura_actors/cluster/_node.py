@@ -167,7 +167,8 @@ class ClusterNode:
         but on an API node, the worker in the runner's job nursery. A checkpoint."""
         self._runner = runner
         hub = runner.broadcaster.hub
-        self.feed = LiveFeed(self.storage, hub, self.cancels)
+        # A worker serves no streams: its feed takes the cancel channel alone.
+        self.feed = LiveFeed(self.storage, hub, self.cancels, streams=self.config.role != "worker")
         await self.queue.ensure_group()
         # The feed is subscribed (to cancels too) before the worker claims anything.
         await system_nursery.start(self.feed.run)

@@ -40,6 +40,7 @@ from ..runtime._files import remove_job_files
 from ..runtime._storage import run_upkeep
 from ._codec import (
     RECORD_FIELDS,
+    decode_commit_reply,
     decode_counts,
     decode_job_event,
     decode_owner_event,
@@ -177,10 +178,13 @@ class RedisStorage:
 
     # -- writing -----------------------------------------------------------------------
 
-    async def commit(self, commit: Commit) -> None:
+    async def commit(self, commit: Commit) -> EventId | None:
         """Apply ``commit`` in one atomic script. Raises :class:`StorageUnavailable`.
 
-        An empty commit still writes (a probe of whether storage works).
+        An empty commit still writes (a probe of whether storage works). In a
+        cluster, when another node stored newer ids since this one stamped the
+        events, the script gives them new ids, consecutive from the one returned
+        (``None``: their ids were kept; see ``JobStorage.commit``).
         :class:`~._errors.CommitRefused` (a ``StorageUnavailable``) says the
         script refused it whole: an event id not after the newest stored one, or
         (in a cluster) jobs it may not write: :class:`~._errors.JobClaimed` (a
@@ -197,7 +201,8 @@ class RedisStorage:
             max_per_owner=self.max_jobs_per_user,
         )
         with redis_errors("commit"):
-            await COMMIT.call(self.client, args)
+            reply = await COMMIT.call(self.client, args)
+        return decode_commit_reply(reply)
 
     async def delete(self, job_id: str) -> None:
         """Remove the job's record, history, logs and index entries, then its files."""

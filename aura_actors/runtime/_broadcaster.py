@@ -32,7 +32,7 @@ from ._inbox import Inbox
 from ._observer import NullObserver, RuntimeObserver
 from ._outgoing import CommitWaiter, InboxItem, Outgoing
 from ._records import Commit, JobRecord
-from ._refusals import drop_creations, drop_refused, restamp, split_fenced
+from ._refusals import drop_creations, drop_refused, renamed_from, restamp, split_fenced
 from ._storage import CreationsRefused, JobsFenced, JobStorage, StaleEventIds, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -247,7 +247,9 @@ class Broadcaster:
         began = time.perf_counter() if self._timed else 0.0
         try:
             try:
-                await self.storage.commit(self._commit)
+                first = await self.storage.commit(self._commit)
+                if first is not None:
+                    self._renamed(first)
             except (StaleEventIds, JobsFenced, CreationsRefused) as refusal:
                 await self._commit_after(refusal)
         except StorageUnavailable as exc:
@@ -276,6 +278,11 @@ class Broadcaster:
         self._commit, self._staged_jobs = Commit([], {}, {}, []), []
         return True
 
+    def _renamed(self, first: EventId) -> None:
+        """The store gave the staged events new ids from ``first`` (a cluster's Redis,
+        after another node's newer ones): rename them, and go on after them."""
+        self._ids.resume_after(renamed_from(self._commit, self._staged_jobs, first))
+
     async def _commit_after(self, refusal: StorageUnavailable) -> None:
         """After a refused commit, mend the batch and commit again until it is stored: stamp
         it again after a shared store's newer ids (``StaleEventIds``: ``RESTAMP_ATTEMPTS``
@@ -297,7 +304,9 @@ class Broadcaster:
                     self._commit, self._staged_jobs, self._waiters, refusal
                 )
             try:
-                await self.storage.commit(self._commit)
+                first = await self.storage.commit(self._commit)
+                if first is not None:
+                    self._renamed(first)
                 return
             except (StaleEventIds, JobsFenced, CreationsRefused) as again:
                 refusal = again

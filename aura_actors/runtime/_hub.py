@@ -22,11 +22,11 @@ class Hub:
         self._job_subscribers: dict[str, set[Subscription]] = {}
         self._owner_subscribers: dict[str | None, set[Subscription]] = {}
         self._closed = False
-        #: Whether owners' subscriptions get their events only from :meth:`publish` (a
-        #: cluster's live feed, reading each owner's stream in id order), not from the
-        #: local broadcaster's :meth:`publish_run`: in a cluster other nodes write an
-        #: owner's stream too, and an event of this node offered before the feed read
-        #: the others' older ones would make the subscriptions drop those as passed.
+        #: Whether owners' subscriptions get their events only from a cluster's live
+        #: feed (``publish_run(..., fed=True)``, each owner's events in id order), not
+        #: from the local broadcaster: in a cluster other nodes write an owner's stream
+        #: too, and an event of this node offered before the feed gave the others' older
+        #: ones would make the subscriptions drop those as passed.
         self.owners_from_feed = False
 
     @property
@@ -106,18 +106,20 @@ class Hub:
             for subscription in list(self._job_subscribers.pop(event.job_id, ())):
                 subscription.end()
 
-    def publish_run(self, run: list[Event]) -> None:
+    def publish_run(self, run: list[Event], *, to_job: bool = True, fed: bool = False) -> None:
         """Offer ``run``, consecutive events of one job, to its job's and its owner's subscriptions.
 
         The same as publishing each event in turn, but each subscriber is looked
         up once and woken once for the run. Only the last event of a run may be
-        terminal. Never blocks.
+        terminal. Never blocks. A cluster's live feed passes ``fed`` (then the
+        owner's subscriptions get the run even with :attr:`owners_from_feed`) and
+        ``to_job=False`` for a run the job's subscriptions got already.
         """
         first = run[0]
         job_id = first.job_id
-        job_subscriptions = self._job_subscribers.get(job_id or "")
+        job_subscriptions = self._job_subscribers.get(job_id or "") if to_job else None
         owner_subscriptions = (
-            None if self.owners_from_feed else self._owner_subscribers.get(first.owner)
+            self._owner_subscribers.get(first.owner) if fed or not self.owners_from_feed else None
         )
         if job_subscriptions or owner_subscriptions:
             # Whether any subscriber must look at each event (to coalesce progress).
@@ -132,7 +134,8 @@ class Hub:
             if overflowed:
                 for subscription in overflowed:
                     subscription.detach()
-        if job_id is not None and run[-1].type in TERMINAL_EVENT_TYPES:
+        # (Offered to the owner's only, it must not end the job's: they did not get it.)
+        if to_job and job_id is not None and run[-1].type in TERMINAL_EVENT_TYPES:
             for subscription in list(self._job_subscribers.pop(job_id, ())):
                 subscription.end()
 

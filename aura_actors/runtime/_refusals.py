@@ -1,9 +1,10 @@
 """What the broadcaster does with a staged batch that storage refused: stamp it again,
 or take jobs out of it.
 
-A store shared by several writers (a cluster's Redis) refuses a commit whole
-when another writer has stored newer ids (:func:`restamp` gives the batch new
-ids after them) or when it writes jobs held elsewhere (:func:`split_fenced`
+A store shared by several writers (a cluster's Redis) gives a commit's events
+new ids when another writer has stored newer ones (:func:`renamed_from` renames
+the batch the same way), or, without a node, refuses it whole (:func:`restamp`
+gives the batch new ids after them) or when it writes jobs held elsewhere (:func:`split_fenced`
 takes those jobs out for good) or creates jobs its admission limits refuse
 (:func:`drop_refused`: their submitters get the 503 ``queue_full`` or 429
 ``user_quota_exceeded``). A commit that failed outright takes its new jobs out
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._ids import EventIdGenerator
+from ._ids import EventId, EventIdGenerator
 from ._records import Commit
 from ._storage import CreationsRefused, JobsFenced, StorageUnavailable
 
@@ -29,9 +30,23 @@ logger = logging.getLogger("aura_actors.broadcaster")
 def restamp(commit: Commit, jobs: list[Job], ids: EventIdGenerator) -> None:
     """Give every event of ``commit`` (of ``jobs``, in the same order) a new id from ``ids``,
     and make the snapshots and records that named the old ids name the new ones."""
+    rename(commit, jobs, [ids.next_id() for _ in commit.events])
+
+
+def renamed_from(commit: Commit, jobs: list[Job], first: EventId) -> EventId:
+    """Rename ``commit``'s events as a shared store did when it returned ``first`` from
+    ``commit`` (see ``JobStorage.commit``): consecutive ids from ``first``. Returns the
+    last of them."""
+    new_ids = [EventId(first.millis, first.counter + k) for k in range(len(commit.events))]
+    rename(commit, jobs, new_ids)
+    return new_ids[-1]
+
+
+def rename(commit: Commit, jobs: list[Job], new_ids: list[EventId]) -> None:
+    """Give event *k* of ``commit`` (of ``jobs``, in the same order) ``new_ids[k]``, and make
+    the snapshots and records that named the old ids name the new ones."""
     renamed: dict[str, str] = {}
-    for event, job in zip(commit.events, jobs, strict=True):
-        new_id = ids.next_id()
+    for event, job, new_id in zip(commit.events, jobs, new_ids, strict=True):
         renamed[str(event.id)] = str(new_id)
         event.id = new_id
         job.last_event_id = new_id

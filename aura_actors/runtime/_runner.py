@@ -90,19 +90,24 @@ class JobRunner:
     async def store_new(self, job: Job) -> None:
         """Hold ``job`` live and wait (shielded) until its first event and record are stored.
 
-        While it waits the job holds a slot, so a job submitted meanwhile
-        queues behind it. Raises :class:`StorageFailing` (forgetting the job).
+        In one process the job holds a slot while it waits, so a job submitted
+        meanwhile queues behind it. In a cluster it holds none: it goes to the
+        cluster's queue, for any worker, and a slot held here would only turn
+        away the job this node's worker is starting (handed back, out of its
+        turn). Raises :class:`StorageFailing` (forgetting the job).
         """
         self.live[job.id] = job
-        self._creating += 1
+        holds_slot = not self.source.shared
+        self._creating += holds_slot
         waiter = CommitWaiter()
         try:
             job.announce_queued(waiter)
             with trio.CancelScope(shield=True):
                 await waiter.done.wait()
         finally:
-            self._creating -= 1
-            self.slots_changed.unpark_all()
+            if holds_slot:
+                self._creating -= 1
+                self.slots_changed.unpark_all()
         if waiter.error is not None:
             del self.live[job.id]
             self._raise_refused(job, waiter.error)

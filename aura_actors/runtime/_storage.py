@@ -84,8 +84,16 @@ class JobStorage(Protocol):
         """Open (creating or migrating as needed) and report what an earlier run left."""
         ...
 
-    async def commit(self, commit: Commit) -> None:
-        """Apply ``commit`` atomically; when it returns, the data is stored."""
+    async def commit(self, commit: Commit) -> EventId | None:
+        """Apply ``commit`` atomically; when it returns, the data is stored.
+
+        Returns ``None`` when the events were stored with their ids. A store
+        shared by several writers may instead give them new ids, after every id
+        it holds, and return the first: event *k* of ``commit.events`` then has
+        ``EventId(first.millis, first.counter + k)``, and a snapshot or record
+        whose ``lastEventId`` named one of them names its new id (the writer
+        renames its copies the same way before anyone sees them).
+        """
         ...
 
     async def get(self, job_id: str) -> JobRecord | None:

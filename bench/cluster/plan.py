@@ -23,6 +23,11 @@ class ClusterPlan:
     kills: int
     worker_timeout: float
     tick_seconds: float = 0.1
+    #: Delivery's load steps: the jobs' tick seconds, lightest first (the last is
+    #: ``tick_seconds``, the headline); offered events/s is ``clients / tick``.
+    steps: tuple[float, ...] = (0.1,)
+    #: Measuring windows per load step (the median window's figures are kept).
+    repeats: int = 1
     #: Slots per worker (``--max-concurrent-jobs``) and queued jobs allowed.
     max_jobs: int = 2000
 
@@ -32,5 +37,7 @@ def cluster_plan(mode: str) -> ClusterPlan:
     if mode == "smoke":
         return ClusterPlan(5, 20, 1.0, 0.5, 5, 10, 20, 1, 2.0)
     if mode == "quick":
-        return ClusterPlan(50, 200, 2.0, 0.5, 20, 50, 100, 1, 2.0)
-    return ClusterPlan(1000, 1000, 8.0, 1.0, 100, 200, 500, 1, 2.0)
+        return ClusterPlan(50, 200, 2.0, 0.5, 20, 50, 100, 1, 2.0, steps=(0.2, 0.1))
+    return ClusterPlan(
+        1000, 1000, 8.0, 1.0, 100, 200, 500, 1, 2.0, steps=(0.4, 0.2, 0.1), repeats=3
+    )

@@ -2,8 +2,11 @@
 
 - **delivery**: ``jobs`` × ``clients`` SSE (the HTTP scenario's load generator)
   against one process (``aura-actors serve``, SQLite) and against a cluster of
-  1 API node + 1 worker on a private Redis, in the same run. Nothing is pinned:
-  the point of the cluster is to use more than one core.
+  1 API node + 1 worker on a private Redis, in the same run, at each load step
+  (the jobs' tick seconds: offered events/s is ``clients / tick``), each step's
+  figures the median of ``repeats`` windows; the CPU per delivered event of the
+  server (the API node), the worker and Redis; the capacity at p99 <= 20 ms.
+  Nothing is pinned: the point of the cluster is to use more than one core.
 - **cancel**: the load generator's cancel measure against the API node, the
   jobs running on the worker (POST → ``job-cancelled`` on the stream).
 - **dead worker**: a job's worker killed with SIGKILL; seconds until its stream
@@ -13,8 +16,8 @@
 
 from __future__ import annotations
 
+import math
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,65 +27,86 @@ from bench.cluster import measures
 from bench.cluster.nodes import Cluster, NodeFailed, cluster, redis_server
 from bench.cluster.plan import ClusterPlan
 from bench.cluster.report import add_rows
+from bench.http.capacity import capacity_of, point_of
 from bench.http.scenarios import run_loadgen
 from bench.http.server import aura_spec, running
-from bench.procstat import cpu_percent, sample
 from bench.progress import say
 from bench.results import RunResults
 
 JsonDict = dict[str, Any]
 
+#: The delivery goal: p99 at or under this, in ms (issue 10).
+P99_GOAL_MS = 20.0
 
-def _latency_config(plan: ClusterPlan) -> JsonDict:
+
+def _latency_config(plan: ClusterPlan, tick: float) -> JsonDict:
     return {
         "jobs": plan.jobs,
         "clients": plan.clients,
         "silent": 0.0,
         "window": plan.window,
-        "tick_seconds": plan.tick_seconds,
+        "repeats": plan.repeats,
+        "tick_seconds": tick,
         "warmup": plan.warmup,
         "transport": "sse",
     }
 
 
 def _timeout(plan: ClusterPlan) -> float:
-    return 180 + plan.window + plan.clients / 10
+    return 180 + plan.window * plan.repeats + plan.clients / 10
 
 
-def _say_latency(label: str, result: JsonDict) -> None:
-    lat = result["latency_ms"]
+def _say_step(label: str, point: JsonDict) -> None:
     say(
-        f"cluster: {label}: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
-        f"{result['events_per_second']:,.0f} events/s, server CPU "
-        f"{result['server_cpu_percent']:.0f}%"
+        f"cluster: {label}: {point['offered_per_second']:,.0f} offered: p50 "
+        f"{point['p50_ms']['median']:.1f} ms, p99 {point['p99_ms']['median']:.1f} ms "
+        f"({point['p99_ms']['min']:.1f}-{point['p99_ms']['max']:.1f}), "
+        f"{point['delivered_per_second']['median']:,.0f} events/s, server "
+        f"{point['cpu_us_per_event_pooled']:.0f} us CPU/event"
     )
+
+
+def _step(result: JsonDict, tick: float, plan: ClusterPlan) -> JsonDict:
+    """A load step's figures (the median window's), with the raw result."""
+    point = point_of(result, plan.clients / tick)
+    point["tick_seconds"] = tick
+    windows = result.get("windows") or [result]
+    for name in ("worker", "redis"):
+        if all(name in w.get("others_cpu_us_per_event", {}) for w in windows):
+            events = sum(w["events"] for w in windows)
+            cpu_us = sum(w["others_cpu_us_per_event"][name] * w["events"] for w in windows)
+            point[f"{name}_cpu_us_per_event_pooled"] = cpu_us / events if events else math.nan
+            point[f"{name}_cpu_percent"] = statistics.median(
+                w["others_cpu_percent"][name] for w in windows
+            )
+    point["raw"] = result
+    return point
 
 
 def _single_delivery(plan: ClusterPlan) -> JsonDict:
     spec = aura_spec()
     if spec is None:
         raise NodeFailed("aura-actors serve is not available")
-    with running(spec, plan.max_jobs) as server:
-        config = _latency_config(plan)
-        result = run_loadgen("latency", server.port, server.pid, config, None, _timeout(plan))
-    _say_latency(f"one process, SSE {plan.jobs} x {plan.clients}", result)
-    return result
+    steps = []
+    for tick in plan.steps:
+        with running(spec, plan.max_jobs) as server:
+            config = _latency_config(plan, tick)
+            result = run_loadgen("latency", server.port, server.pid, config, None, _timeout(plan))
+        steps.append(_step(result, tick, plan))
+        _say_step(f"one process, SSE {plan.jobs} x {plan.clients}", steps[-1])
+    return {"steps": steps, "capacity": capacity_of(steps, P99_GOAL_MS)}
 
 
 def _cluster_delivery(plan: ClusterPlan, nodes: Cluster, redis_pid: int) -> JsonDict:
     trio.run(measures.run_probe_job, nodes.api.port)
-    others = {"worker": nodes.workers[0].pid, "redis": redis_pid}
-    before = {name: sample(pid) for name, pid in others.items()}
-    started = time.monotonic()
-    config = _latency_config(plan)
-    result = run_loadgen("latency", nodes.api.port, nodes.api.pid, config, None, _timeout(plan))
-    wall = time.monotonic() - started
-    # Over the whole load run (jobs made, streams opened, the window), not the window alone.
-    result["other_cpu_percent"] = {
-        name: cpu_percent(before[name], sample(pid), wall) for name, pid in others.items()
-    }
-    _say_latency(f"1 API + 1 worker, SSE {plan.jobs} x {plan.clients}", result)
-    return result
+    steps = []
+    for tick in plan.steps:
+        config = _latency_config(plan, tick)
+        config["other_pids"] = {"worker": nodes.workers[0].pid, "redis": redis_pid}
+        result = run_loadgen("latency", nodes.api.port, nodes.api.pid, config, None, _timeout(plan))
+        steps.append(_step(result, tick, plan))
+        _say_step(f"1 API + 1 worker, SSE {plan.jobs} x {plan.clients}", steps[-1])
+    return {"steps": steps, "capacity": capacity_of(steps, P99_GOAL_MS)}
 
 
 def _cancel(plan: ClusterPlan, nodes: Cluster) -> JsonDict:

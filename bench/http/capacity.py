@@ -89,7 +89,8 @@ def _summary(values: list[float]) -> JsonDict:
     }
 
 
-def _point(result: JsonDict, offered: float) -> JsonDict:
+def point_of(result: JsonDict, offered: float) -> JsonDict:
+    """One load step's figures over its windows: median and spread of each."""
     windows = result.get("windows") or [result]
     return {
         "clients": result["clients"],
@@ -113,9 +114,10 @@ def _pooled_cpu(windows: list[JsonDict]) -> float:
     return cpu_us / events if events else float("nan")
 
 
-def capacity_of(points: list[JsonDict]) -> JsonDict | None:
-    """The point that sets the capacity (see the module docstring), or ``None``."""
-    passing = [p for p in points if p["p99_ms"]["median"] <= P99_BOUND_MS]
+def capacity_of(points: list[JsonDict], bound_ms: float = P99_BOUND_MS) -> JsonDict | None:
+    """The point that sets the capacity at p99 <= ``bound_ms`` (see the module docstring),
+    or ``None``."""
+    passing = [p for p in points if p["p99_ms"]["median"] <= bound_ms]
     if not passing:
         return None
     return max(passing, key=lambda p: p["delivered_per_second"]["median"])
@@ -135,7 +137,7 @@ def _measure_step(
     }
     timeout = 120 + plan.window * plan.repeats + clients / 20
     result = run_loadgen("latency", server.port, server.pid, config, load_cpu, timeout)
-    point = _point(result, clients / plan.tick_seconds)
+    point = point_of(result, clients / plan.tick_seconds)
     say(
         f"capacity/{server.name} {TRANSPORT_LABELS[transport]} offered "
         f"{point['offered_per_second']:,.0f}/s: delivered "

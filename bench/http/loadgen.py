@@ -12,10 +12,11 @@ one JSON object on stdout (progress goes to stderr). Scenarios:
     gives one latency sample: the client's ``time.time()`` in ms minus the
     event id's ``unixMillis`` part (the moment the server stamped the report;
     both processes read the same wall clock). Events stamped before the
-    client's stream opened (replayed history) are not counted. Server CPU and RSS are sampled
-    from ``/proc/<pid>`` at the window's ends. With ``transport`` ``"ws"`` the
-    clients are WebSocket clients of ``GET /api/jobs/{id}/ws`` (:mod:`bench.http.ws`)
-    instead of SSE clients; the latency is computed the same way.
+    client's stream opened (replayed history) are not counted. Server CPU and RSS are
+    sampled from ``/proc/<pid>`` at the window's ends, and so is the CPU of each process
+    ``other_pids`` names (``{name: pid}``: a cluster's worker and Redis). With
+    ``transport`` ``"ws"`` the clients are WebSocket clients of ``GET /api/jobs/{id}/ws``
+    (:mod:`bench.http.ws`) instead of SSE clients; the latency is computed the same way.
 ``idle``
     Opens ``steps`` (e.g. ``[1000, 5000]``) idle SSE connections to quiet jobs,
     and reports the server's RSS growth per open connection at each step.
@@ -219,7 +220,8 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
             f"{recorder.connected} streams open ({recorder.failed} failed); "
             f"measuring {repeats} x {window} s"
         )
-        windows = [await _window(recorder, server_pid, window) for _ in range(repeats)]
+        others = {str(k): int(v) for k, v in config.get("other_pids", {}).items()}
+        windows = [await _window(recorder, server_pid, window, others) for _ in range(repeats)]
         nursery.cancel_scope.cancel()
     log("cancelling the jobs")
     phase = time.monotonic()
@@ -241,10 +243,15 @@ async def latency(port: int, server_pid: int, config: dict[str, Any]) -> dict[st
     return result
 
 
-async def _window(recorder: Recorder, server_pid: int, window: float) -> dict[str, Any]:
-    """One measuring window: latency samples, delivered events/s, server and load CPU."""
+async def _window(
+    recorder: Recorder, server_pid: int, window: float, others: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """One measuring window: latency samples, delivered events/s, server and load CPU, and
+    the CPU of ``others`` (name: pid; a cluster's worker and Redis beside its API node)."""
+    others = others or {}
     recorder.latencies_ms = []
     recorder.events = 0
+    others_before = {name: sample(pid) for name, pid in others.items()}
     before, self_before = sample(server_pid), _self_sample()
     started = time.monotonic()
     recorder.open = True
@@ -252,9 +259,24 @@ async def _window(recorder: Recorder, server_pid: int, window: float) -> dict[st
     recorder.open = False
     elapsed = time.monotonic() - started
     after, self_after = sample(server_pid), _self_sample()
+    others_after = {name: sample(pid) for name, pid in others.items()}
     latencies = recorder.latencies_ms
     cpu_seconds = after.cpu_seconds - before.cpu_seconds
+    extra: dict[str, Any] = {}
+    if others:
+        extra["others_cpu_percent"] = {
+            name: cpu_percent(others_before[name], others_after[name], elapsed) for name in others
+        }
+        extra["others_cpu_us_per_event"] = {
+            name: (others_after[name].cpu_seconds - others_before[name].cpu_seconds)
+            * 1e6
+            / recorder.events
+            if recorder.events
+            else math.nan
+            for name in others
+        }
     return {
+        **extra,
         "window_seconds": elapsed,
         "events": recorder.events,
         "events_per_second": recorder.events / elapsed,

@@ -1,8 +1,10 @@
 -- Apply one commit atomically: new jobs, snapshots, logs, events (ARGV: see _codec.py).
 -- Everything is checked before the first write, so a refused commit changes nothing;
 -- a script refused for OOM (this one has a shebang, so Redis checks before it runs)
--- changes nothing either. Returns 1 when applied, 0 when it already was (a retry
--- whose first reply was lost).
+-- changes nothing either. Without a node: returns 1 when applied, 0 when it already
+-- was (a retry whose first reply was lost). In a cluster: '=' when applied with its ids
+-- as they came, else the first of the new ids it gave them (below); a retry whose first
+-- reply was lost gets that reply again.
 local now = ARGV[2]
 local max_events = tonumber(ARGV[3])
 local i = 4
@@ -38,8 +40,11 @@ end
 local meta = P .. 'meta'
 local applied = token and P .. 'applied:' .. token
 
--- A retry of a cluster commit applied already (its reply was lost).
-if applied and redis.call('EXISTS', applied) == 1 then return 0 end
+-- A retry of a cluster commit applied already (its reply was lost): the same reply.
+if applied then
+  local reply = redis.call('GET', applied)
+  if reply then return reply end
+end
 
 -- A retry of this very commit: its newest event is in its job's stream already.
 local function already_applied()
@@ -86,17 +91,49 @@ if node then
   end
 end
 
--- Checks: ids strictly increasing from the newest stored one; new jobs are new.
+-- Ids strictly increasing from the newest stored one. Each node stamps its events from
+-- its own clock, so in a cluster another node may have stored newer ids meanwhile: then
+-- this commit's events get new ids here, consecutive after the newest stored one (or
+-- from this commit's time, when later): <ms>-<c>, <ms>-<c+1>, ... The reply names the
+-- first, and the node renames its events the same way before anyone sees them. A
+-- snapshot that names one of them (its JSON opens with {"lastEventId":"<id>":
+-- _codec.py puts it first) is renamed too. Without a node (one writer) such a
+-- commit is refused whole instead.
+local restamped = nil
 if #events > 0 then
   local stored = redis.call('HGET', meta, 'last_event_id')
   local previous = stored
   for k, event in ipairs(events) do
     if previous and not id_greater(event[1], previous) then
+      if node then
+        restamped = true
+        break
+      end
       if k == 1 and not token and already_applied() then return 0 end
       return redis.error_reply('STALE event id ' .. event[1] .. ' is not greater than ' ..
         previous .. ': nothing of this commit was applied; newest stored ' .. (stored or '0-0'))
     end
     previous = event[1]
+  end
+  if restamped then
+    local stored_ms, stored_c = parse_id(stored)
+    local base_ms, base_c = math.floor(tonumber(now) * 1000), 0
+    if base_ms <= stored_ms then base_ms, base_c = stored_ms, stored_c + 1 end
+    local renamed = {}
+    for k, event in ipairs(events) do
+      local id = string.format('%d-%d', base_ms, base_c + k - 1)
+      renamed[event[1]] = id
+      event[1] = id
+    end
+    restamped = events[1][1]
+    local function rename(snapshot)
+      local old = string.match(snapshot, '^{"lastEventId":"([^"]*)"')
+      local new = old and renamed[old]
+      if not new then return snapshot end
+      return '{"lastEventId":"' .. new .. '"' .. string.sub(snapshot, #old + 18)
+    end
+    for _, c in ipairs(created) do c[6] = rename(c[6]) end
+    for _, s in ipairs(snapshots) do s[3] = rename(s[3]) end
   end
 end
 for _, job in ipairs(created) do
@@ -184,7 +221,7 @@ end
 local known = {}   -- job -> its okey when the job exists, false when it does not
 local tails = {}   -- job -> {id, type} of its newest retained event, false when none
 local touched = {} -- jobs with new events, in order
-local firsts = {}  -- job -> the id of its first event in this commit
+local carried = {} -- the stored events in commit (id) order, {id, job, okey, type, data} each
 for _, e in ipairs(events) do
   local id, job, okey, owner, etype, data = unpack(e)
   if known[job] == nil then
@@ -209,7 +246,7 @@ for _, e in ipairs(events) do
     end
     redis.call('XADD', ostream, id, 'j', job, 't', etype, 'd', data)
     tails[job] = {id, etype}
-    firsts[job] = firsts[job] or id
+    carried[#carried + 1] = {id, job, okey, etype, data}
   end
 end
 for _, job in ipairs(touched) do
@@ -225,21 +262,24 @@ for _, job in ipairs(touched) do
   end
 end
 
--- In a cluster, tell every node's live feed which jobs have new events (after the writes
--- above: a node reading on this message finds them stored). One line per job:
--- '<job> <first id> <newest id> <okey>', after a first line with the committing node's name.
-if node and #touched > 0 then
-  local lines = {node}
-  for _, job in ipairs(touched) do
-    table.insert(lines, table.concat({job, firsts[job], tails[job][1], known[job]}, ' '))
-  end
-  redis.call('PUBLISH', P .. 'live', table.concat(lines, '\n'))
+-- In a cluster, hand every node's live feed the events of this commit (after the writes
+-- above, so a node that reads on this message finds them stored): JSON
+-- [<committing node>, [[<id>, <job>, <okey>, <type>, <data>], ...]], in id order (an
+-- owner's subscribers take them in that order), a run of step-progress whole
+-- (subscribers coalesce it themselves).
+if node and #carried > 0 then
+  redis.call('PUBLISH', P .. 'live', cjson.encode({node, carried}))
 end
 
-if applied then redis.call('SET', applied, '1', 'EX', 3600) end
 if #events > 0 then
   redis.call('HSET', meta, 'last_event_id', events[#events][1])
 else
   redis.call('HSET', meta, 'probed_at', now) -- an empty commit probes that writes work
+end
+-- A cluster's reply: the first new id when the events were given new ids, else '='.
+if node then
+  local reply = restamped or '='
+  redis.call('SET', applied, reply, 'EX', 3600)
+  return reply
 end
 return 1
