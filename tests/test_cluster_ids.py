@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from support.redis import SHARED_URL, keys_under, open_store
 from support.store_script import Script
 
 from aura_actors.cluster import RedisStorage
+from aura_actors.cluster._errors import CommitRefused
 from aura_actors.protocol import WarningData
 from aura_actors.runtime import Broadcaster, EventId, EventIdGenerator, EventType, Hub, Job
 from aura_actors.runtime._outgoing import CommitWaiter
@@ -111,6 +113,14 @@ async def test_a_cluster_commit_sent_again_after_a_lost_reply_is_applied_once(
         progress = script.running("a")
         await store.commit(progress)
         assert len(await store.job_events("a", None, 10)) == 2
+        for _ in range(5):
+            await store.commit(script.warning("a", None))
+        # Only the node's last applied commit is kept for a retry: one key, not one each.
+        applied = [key for key in await keys_under(SHARED_URL, prefix) if ":applied:" in key]
+        assert applied == [f"{store.keys.root}applied:api-1"]
+        with pytest.raises(CommitRefused, match="EXISTS"):  # an older one is not a retry
+            await store.commit(created)
+        assert len(await store.job_events("a", None, 10)) == 7
 
 
 async def test_a_commit_behind_another_nodes_ids_gets_new_ones_in_the_same_step(

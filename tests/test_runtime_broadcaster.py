@@ -307,15 +307,19 @@ async def test_a_failing_commit_is_retried_with_backoff_until_it_works(
         await trio.testing.wait_all_tasks_blocked()
         assert isinstance(broadcaster.storage_error, StorageUnavailable)
         assert str(broadcaster.storage_error) == "disk full"
-        _warn(job, 1)  # sent while failing: stored with the retried batch, in order
+        _warn(job, 1)  # sent while failing: stored after the retried batch, in order
         assert await broadcaster.barrier() is None
         assert broadcaster.storage_error is None, "storage works again"
-        gaps = [round(b - a, 6) for a, b in itertools.pairwise(storage.attempts)]
+        retried = storage.attempts[:10]  # 9 failures and the success (then warning 1's)
+        gaps = [round(b - a, 6) for a, b in itertools.pairwise(retried)]
         first, cap = RETRY_BACKOFF
         assert gaps == [first * 2**n for n in range(7)] + [cap, cap]
         assert storage.attempts[0] == start
-        [commit] = storage.commits
-        assert [e.data["message"] for e in commit.events] == ["warning 0", "warning 1"]
+        # (the retried batch takes nothing new: see the lost-reply test below)
+        assert [[e.data["message"] for e in c.events] for c in storage.commits] == [
+            ["warning 0"],
+            ["warning 1"],
+        ]
         assert [e.data["message"] for e in _drain(stream)] == ["warning 0", "warning 1"]
         # the backoff starts over after a success
         storage.failures = 1
@@ -344,7 +348,7 @@ async def test_a_creation_is_refused_when_its_commit_fails_and_the_rest_is_retri
         # the submitter hears at once (it answers 503); the job is in no commit
         assert isinstance(created.error, StorageUnavailable)
         assert await broadcaster.barrier() is None
-        [commit] = storage.commits
+        [commit] = [c for c in storage.commits if c]  # (and the barrier's, empty)
         assert commit.created == []
         assert [(e.job_id, e.data["message"]) for e in commit.events] == [
             ("old", "warning 0"),
@@ -582,3 +586,45 @@ async def test_a_creation_refused_by_admission_is_answered_and_the_rest_stored_a
         assert [record.id for record in commit.created] == ["y"]
         assert [e.job_id for e in commit.events] == ["old", "y"]
         assert [e.job_id for e in _drain(everything)] == ["old", "y"]
+
+
+class LostReplyStorage(FakeStorage):
+    """Like a cluster's Redis: a commit is recognised by its token, so one sent again after
+    its reply was lost is answered "applied" whatever it holds now. ``lose_next``: the
+    next commit is applied, then its reply is lost (it raises)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+        self.lose_next = False
+        self.lost = trio.Event()
+
+    async def commit(self, commit: Commit) -> None:
+        self.attempts.append(trio.current_time())
+        if commit.token in self.tokens:
+            return
+        self.tokens.add(commit.token)
+        self.commits.append(Commit(events=list(commit.events)))  # what was applied
+        if self.lose_next:
+            self.lose_next = False
+            self.lost.set()
+            raise StorageUnavailable("Redis: timeout")
+
+
+async def test_a_commit_sent_again_after_a_lost_reply_takes_nothing_new(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Events sent while a commit waits to be retried go in the next commit: added to the
+    retried one, they would be "applied" with it by a store that knows its token, and
+    lost."""
+    storage = LostReplyStorage()
+    async with running(storage) as (broadcaster, _hub):
+        job = _job(broadcaster, "a")
+        storage.lose_next = True
+        _warn(job, 0)
+        await storage.lost.wait()
+        _warn(job, 1)  # while the commit of warning 0 waits to be sent again
+        assert await broadcaster.barrier() is None
+    stored = [e.data["message"] for e in storage.stored_events()]
+    assert stored == ["warning 0", "warning 1"]
+    assert len(storage.attempts) == 3  # warning 0, its retry, warning 1

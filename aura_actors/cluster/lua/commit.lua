@@ -38,12 +38,20 @@ if node then
   max_queued, max_per_owner = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
 end
 local meta = P .. 'meta'
-local applied = token and P .. 'applied:' .. token
+-- A cluster node's last applied commit: '<token> <reply>'. A node sends its commits one
+-- at a time and sends a commit whose reply was lost again, unchanged, before any other,
+-- so its last one is the only one it can send again.
+local applied = node and P .. 'applied:' .. node
 
 -- A retry of a cluster commit applied already (its reply was lost): the same reply.
 if applied then
-  local reply = redis.call('GET', applied)
-  if reply then return reply end
+  local last = redis.call('GET', applied)
+  if last then
+    local space = string.find(last, ' ', 1, true)
+    if space and string.sub(last, 1, space - 1) == token then
+      return string.sub(last, space + 1)
+    end
+  end
 end
 
 -- A retry of this very commit: its newest event is in its job's stream already.
@@ -279,7 +287,7 @@ end
 -- A cluster's reply: the first new id when the events were given new ids, else '='.
 if node then
   local reply = restamped or '='
-  redis.call('SET', applied, reply, 'EX', 3600)
+  redis.call('SET', applied, token .. ' ' .. reply)
   return reply
 end
 return 1
