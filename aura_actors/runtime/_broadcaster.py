@@ -84,10 +84,6 @@ class Broadcaster:
         self._give_up_at = math.inf
         self._retry_wait: trio.CancelScope | None = None
         self._commit = Commit()
-        # Whether the staged commit was sent (and may be stored though its reply was
-        # lost): it then takes nothing more, since a store that recognises its token
-        # answers a retry "applied" for what it held when first sent.
-        self._sent = False
         #: The job of each staged event (``self._commit.events``), in the same order.
         self._staged_jobs: list[Job] = []
         self._waiters: list[tuple[CommitWaiter, Job | None]] = []
@@ -178,8 +174,7 @@ class Broadcaster:
                     with trio.move_on_after(backoff):
                         if not await inbox.wait():
                             return
-            if not self._sent:
-                self._stage(inbox.take(self._max_batch - len(self._staged_jobs)))
+            self._stage(inbox.take(self._max_batch - len(self._staged_jobs)))
             # With nothing staged while storage fails, the (empty) commit is a probe:
             # it tells when storage works again, so new jobs are taken again.
             if await self._flush():
@@ -258,7 +253,6 @@ class Broadcaster:
             except (StaleEventIds, JobsFenced, CreationsRefused) as refusal:
                 await self._commit_after(refusal)
         except StorageUnavailable as exc:
-            self._sent = True
             self.observer.commit_failed()
             if self.storage_error is None:
                 logger.error("storage failed; retrying", extra={"error": str(exc)})
@@ -282,7 +276,6 @@ class Broadcaster:
                 waiter.resolve()
             self._waiters = []
         self._commit, self._staged_jobs = Commit([], {}, {}, []), []
-        self._sent = False
         return True
 
     def _renamed(self, first: EventId) -> None:
@@ -391,6 +384,5 @@ class Broadcaster:
         for waiter, _ in self._waiters:
             waiter.resolve(self.storage_error or StorageUnavailable("storage failed"))
         self._commit = Commit()
-        self._sent = False
         self._staged_jobs = []
         self._waiters = []

@@ -39,8 +39,8 @@ if node then
 end
 local meta = P .. 'meta'
 -- A cluster node's last applied commit: '<token> <reply>'. A node sends its commits one
--- at a time and sends a commit whose reply was lost again, unchanged, before any other,
--- so its last one is the only one it can send again.
+-- at a time and sends a commit whose reply was lost again before any other, so its last
+-- one is the only one it can send again.
 local applied = node and P .. 'applied:' .. node
 
 -- A retry of a cluster commit applied already (its reply was lost): the same reply.
