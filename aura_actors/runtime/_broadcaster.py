@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,12 @@ class Broadcaster:
         self._give_up_at = math.inf
         self._retry_wait: trio.CancelScope | None = None
         self._commit = Commit()
+        # Whether the staged commit was sent and failed with its outcome unknown (it may
+        # be stored though its reply was lost): it then takes nothing more, since a
+        # store that knows it by its token answers a retry "applied" for what it held
+        # when first sent. What arrives meanwhile waits in ``_held`` for the next one.
+        self._sent = False
+        self._held: deque[InboxItem] = deque()
         #: The job of each staged event (``self._commit.events``), in the same order.
         self._staged_jobs: list[Job] = []
         self._waiters: list[tuple[CommitWaiter, Job | None]] = []
@@ -164,7 +171,7 @@ class Broadcaster:
         backoff = RETRY_BACKOFF[0]
         inbox = self._inbox
         while True:
-            if not self._staged_jobs and not self._waiters:
+            if not self._staged_jobs and not self._waiters and not self._held:
                 if self.storage_error is None:
                     # No cancel scope around this wait: entering one costs more
                     # than the rest of a wake-up for one event.
@@ -174,14 +181,19 @@ class Broadcaster:
                     with trio.move_on_after(backoff):
                         if not await inbox.wait():
                             return
-            self._stage(inbox.take(self._max_batch - len(self._staged_jobs)))
+            if self._sent:
+                self._hold_back()
+            elif self._held:
+                self._stage(self._take_held(self._max_batch - len(self._staged_jobs)))
+            else:
+                self._stage(inbox.take(self._max_batch - len(self._staged_jobs)))
             # With nothing staged while storage fails, the (empty) commit is a probe:
             # it tells when storage works again, so new jobs are taken again.
             if await self._flush():
                 backoff = RETRY_BACKOFF[0]
             elif trio.current_time() >= self._give_up_at:
                 self._abandon()
-            elif self._staged_jobs or self._waiters:
+            elif self._staged_jobs or self._waiters or self._held:
                 # Wait before retrying, but never past the time to give up (which
                 # give_up_after may bring forward while this waits).
                 wake = min(trio.current_time() + backoff, self._give_up_at)
@@ -191,6 +203,30 @@ class Broadcaster:
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
             else:
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
+
+    def _hold_back(self) -> None:
+        """While a sent commit waits to be sent again: set aside what waits in the inbox,
+        to be staged after it, and refuse the new jobs among it at once (their
+        submitters get a 503, as those of the failed commit did). At most
+        ``INBOX_HIGH_WATER`` items are held; beyond, they wait in the inbox, whose
+        senders then wait for room."""
+        room = INBOX_HIGH_WATER - len(self._held)
+        if room <= 0:
+            return
+        error = self.storage_error or StorageUnavailable("storage failed")
+        for item in self._inbox.take(room):
+            if isinstance(item, Outgoing) and item.create and item.waiter is not None:
+                item.waiter.resolve(error)
+                continue
+            self._held.append(item)
+
+    def _take_held(self, limit: int) -> list[InboxItem]:
+        """Up to ``limit`` items: those held back first, then the inbox's."""
+        held = self._held
+        items = [held.popleft() for _ in range(min(limit, len(held)))]
+        if len(items) < limit:
+            items += self._inbox.take(limit - len(items))
+        return items
 
     def _stage(self, items: list[InboxItem]) -> None:
         """Stamp each event of ``items`` with its id and stage it; note each barrier's waiter."""
@@ -253,6 +289,7 @@ class Broadcaster:
             except (StaleEventIds, JobsFenced, CreationsRefused) as refusal:
                 await self._commit_after(refusal)
         except StorageUnavailable as exc:
+            self._sent = True
             self.observer.commit_failed()
             if self.storage_error is None:
                 logger.error("storage failed; retrying", extra={"error": str(exc)})
@@ -276,6 +313,7 @@ class Broadcaster:
                 waiter.resolve()
             self._waiters = []
         self._commit, self._staged_jobs = Commit([], {}, {}, []), []
+        self._sent = False
         return True
 
     def _renamed(self, first: EventId) -> None:
@@ -377,12 +415,23 @@ class Broadcaster:
     def _abandon(self) -> None:
         """Give up on storage (shutting down while it fails): count and log what is lost."""
         self.lost_records += len(self._commit.events) + len(self._commit.created)
+        error = self.storage_error or StorageUnavailable("storage failed")
+        for item in self._held:
+            if not isinstance(item, Outgoing):
+                self.lost_records += 1
+                continue
+            if item.job is not None:
+                self.lost_records += 1
+            if item.waiter is not None:
+                item.waiter.resolve(error)
+        self._held.clear()
         logger.error(
             "storage still failing at shutdown; acknowledged records are lost",
             extra={"records": self.lost_records, "error": str(self.storage_error)},
         )
         for waiter, _ in self._waiters:
-            waiter.resolve(self.storage_error or StorageUnavailable("storage failed"))
+            waiter.resolve(error)
         self._commit = Commit()
+        self._sent = False
         self._staged_jobs = []
         self._waiters = []
