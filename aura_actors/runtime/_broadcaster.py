@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ import trio
 from ..protocol import TERMINAL_EVENT_TYPES, AnyEventData
 from ._events import EVENT_TYPE_OF as _TYPE_OF
 from ._events import Event
+from ._held_back import HeldBack
 from ._hub import Hub
 from ._ids import EventId, EventIdGenerator
 from ._inbox import Inbox
@@ -85,12 +85,10 @@ class Broadcaster:
         self._give_up_at = math.inf
         self._retry_wait: trio.CancelScope | None = None
         self._commit = Commit()
-        # Whether the staged commit was sent and failed with its outcome unknown (it may
-        # be stored though its reply was lost): it then takes nothing more, since a
-        # store that knows it by its token answers a retry "applied" for what it held
-        # when first sent. What arrives meanwhile waits in ``_held`` for the next one.
+        # Whether the staged commit was sent and failed with its outcome unknown: it then
+        # takes nothing more, and what arrives meanwhile is held back (``_held_back``).
         self._sent = False
-        self._held: deque[InboxItem] = deque()
+        self._held = HeldBack(INBOX_HIGH_WATER)
         #: The job of each staged event (``self._commit.events``), in the same order.
         self._staged_jobs: list[Job] = []
         self._waiters: list[tuple[CommitWaiter, Job | None]] = []
@@ -171,7 +169,7 @@ class Broadcaster:
         backoff = RETRY_BACKOFF[0]
         inbox = self._inbox
         while True:
-            if not self._staged_jobs and not self._waiters and not self._held:
+            if not self._staged_jobs and not self._waiters and not self._held.items:
                 if self.storage_error is None:
                     # No cancel scope around this wait: entering one costs more
                     # than the rest of a wake-up for one event.
@@ -182,9 +180,9 @@ class Broadcaster:
                         if not await inbox.wait():
                             return
             if self._sent:
-                self._hold_back()
-            elif self._held:
-                self._stage(self._take_held(self._max_batch - len(self._staged_jobs)))
+                self._held.hold(inbox, self.storage_error or StorageUnavailable("failed"))
+            elif self._held.items:
+                self._stage(self._held.take(inbox, self._max_batch - len(self._staged_jobs)))
             else:
                 self._stage(inbox.take(self._max_batch - len(self._staged_jobs)))
             # With nothing staged while storage fails, the (empty) commit is a probe:
@@ -193,7 +191,7 @@ class Broadcaster:
                 backoff = RETRY_BACKOFF[0]
             elif trio.current_time() >= self._give_up_at:
                 self._abandon()
-            elif self._staged_jobs or self._waiters or self._held:
+            elif self._staged_jobs or self._waiters or self._held.items:
                 # Wait before retrying, but never past the time to give up (which
                 # give_up_after may bring forward while this waits).
                 wake = min(trio.current_time() + backoff, self._give_up_at)
@@ -203,30 +201,6 @@ class Broadcaster:
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
             else:
                 backoff = min(backoff * 2, RETRY_BACKOFF[1])
-
-    def _hold_back(self) -> None:
-        """While a sent commit waits to be sent again: set aside what waits in the inbox,
-        to be staged after it, and refuse the new jobs among it at once (their
-        submitters get a 503, as those of the failed commit did). At most
-        ``INBOX_HIGH_WATER`` items are held; beyond, they wait in the inbox, whose
-        senders then wait for room."""
-        room = INBOX_HIGH_WATER - len(self._held)
-        if room <= 0:
-            return
-        error = self.storage_error or StorageUnavailable("storage failed")
-        for item in self._inbox.take(room):
-            if isinstance(item, Outgoing) and item.create and item.waiter is not None:
-                item.waiter.resolve(error)
-                continue
-            self._held.append(item)
-
-    def _take_held(self, limit: int) -> list[InboxItem]:
-        """Up to ``limit`` items: those held back first, then the inbox's."""
-        held = self._held
-        items = [held.popleft() for _ in range(min(limit, len(held)))]
-        if len(items) < limit:
-            items += self._inbox.take(limit - len(items))
-        return items
 
     def _stage(self, items: list[InboxItem]) -> None:
         """Stamp each event of ``items`` with its id and stage it; note each barrier's waiter."""
@@ -285,7 +259,8 @@ class Broadcaster:
             try:
                 first = await self.storage.commit(self._commit)
                 if first is not None:
-                    self._renamed(first)
+                    # The store gave the events new ids (after another node's newer ones).
+                    self._ids.resume_after(renamed_from(self._commit, self._staged_jobs, first))
             except (StaleEventIds, JobsFenced, CreationsRefused) as refusal:
                 await self._commit_after(refusal)
         except StorageUnavailable as exc:
@@ -316,11 +291,6 @@ class Broadcaster:
         self._sent = False
         return True
 
-    def _renamed(self, first: EventId) -> None:
-        """The store gave the staged events new ids from ``first`` (a cluster's Redis,
-        after another node's newer ones): rename them, and go on after them."""
-        self._ids.resume_after(renamed_from(self._commit, self._staged_jobs, first))
-
     async def _commit_after(self, refusal: StorageUnavailable) -> None:
         """After a refused commit, mend the batch and commit again until it is stored: stamp
         it again after a shared store's newer ids (``StaleEventIds``: ``RESTAMP_ATTEMPTS``
@@ -344,7 +314,8 @@ class Broadcaster:
             try:
                 first = await self.storage.commit(self._commit)
                 if first is not None:
-                    self._renamed(first)
+                    # The store gave the events new ids (after another node's newer ones).
+                    self._ids.resume_after(renamed_from(self._commit, self._staged_jobs, first))
                 return
             except (StaleEventIds, JobsFenced, CreationsRefused) as again:
                 refusal = again
@@ -416,15 +387,7 @@ class Broadcaster:
         """Give up on storage (shutting down while it fails): count and log what is lost."""
         self.lost_records += len(self._commit.events) + len(self._commit.created)
         error = self.storage_error or StorageUnavailable("storage failed")
-        for item in self._held:
-            if not isinstance(item, Outgoing):
-                self.lost_records += 1
-                continue
-            if item.job is not None:
-                self.lost_records += 1
-            if item.waiter is not None:
-                item.waiter.resolve(error)
-        self._held.clear()
+        self.lost_records += self._held.drop(error)
         logger.error(
             "storage still failing at shutdown; acknowledged records are lost",
             extra={"records": self.lost_records, "error": str(self.storage_error)},
