@@ -13,38 +13,21 @@ of the shared Redis, in one trio run.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
-from support.redis import SHARED_URL, shared_prefix
-from support.servers import InProcessServer, run_server
+from support.cluster import WAITING as WAITING_PARAMS
+from support.cluster import server_node
+from support.servers import InProcessServer
 from support.streams import create_job, open_sse, read_sse
 
 from aura_actors.runtime import Runtime, StorageUnavailable
-from aura_actors.web import ServerSettings
 
 #: A job that sits in its first tick until cancelled.
-WAITING = {"pipeline": "synthetic", "params": {"stages": 1, "ticks": 1, "tickSeconds": 600}}
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with shared_prefix() as name:
-        yield name
-
-
-def cluster_node(
-    tmp_path: Path, prefix: str, role: str, name: str, **settings: Any
-) -> AbstractAsyncContextManager[InProcessServer]:
-    """An in-process server as node ``name`` of the cluster on ``prefix`` (one data dir)."""
-    settings.setdefault("drain_seconds", 0.0)
-    values = {"redis_url": SHARED_URL, "redis_prefix": prefix, "role": role, "node_name": name}
-    return run_server(ServerSettings.of(**values, **settings), data_dir=tmp_path / "data")
+WAITING = {"pipeline": "synthetic", "params": WAITING_PARAMS}
 
 
 async def health(client: httpx.AsyncClient, status: int = 200) -> dict[str, Any]:
@@ -75,8 +58,8 @@ async def test_health_and_gauges_count_the_jobs_of_the_whole_cluster(
     tmp_path: Path, prefix: str
 ) -> None:
     async with (
-        cluster_node(tmp_path, prefix, "api", "api-1") as api,
-        cluster_node(tmp_path, prefix, "worker", "w-1", max_concurrent_jobs=1) as worker,
+        server_node(tmp_path, prefix, "api", "api-1") as api,
+        server_node(tmp_path, prefix, "worker", "w-1", max_concurrent_jobs=1) as worker,
         httpx.AsyncClient(base_url=api.url, timeout=10) as client,
         httpx.AsyncClient(base_url=worker.url, timeout=10) as bare,
     ):
@@ -112,7 +95,7 @@ async def test_a_node_that_cannot_read_the_counts_reports_its_own_and_stays_up(
     tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with (
-        cluster_node(tmp_path, prefix, "api", "api-1") as api,
+        server_node(tmp_path, prefix, "api", "api-1") as api,
         httpx.AsyncClient(base_url=api.url, timeout=10) as client,
     ):
         runtime = runtime_of(api)

@@ -94,9 +94,7 @@ def _snapshot_json(data: Mapping[str, Any]) -> str:
 def decode_commit_reply(reply: object) -> EventId | None:
     """The first new id the commit script gave a cluster commit's events, or ``None``
     when it kept their ids (``=``; and a commit without a node's ``1`` or ``0``)."""
-    if isinstance(reply, bytes):
-        reply = reply.decode()
-    if isinstance(reply, str) and "-" in reply:
+    if isinstance(reply, str) and reply != "=":
         return EventId.parse(reply)
     return None
 

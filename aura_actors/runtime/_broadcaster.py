@@ -85,9 +85,8 @@ class Broadcaster:
         self._give_up_at = math.inf
         self._retry_wait: trio.CancelScope | None = None
         self._commit = Commit()
-        # Whether the staged commit was sent and failed with its outcome unknown: it then
-        # takes nothing more, and what arrives meanwhile is held back (``_held_back``).
-        self._sent = False
+        # While storage fails the staged commit was sent with its outcome unknown: it takes
+        # nothing more, and what arrives meanwhile is held back (``_held_back``).
         self._held = HeldBack(INBOX_HIGH_WATER)
         #: The job of each staged event (``self._commit.events``), in the same order.
         self._staged_jobs: list[Job] = []
@@ -179,8 +178,8 @@ class Broadcaster:
                     with trio.move_on_after(backoff):
                         if not await inbox.wait():
                             return
-            if self._sent:
-                self._held.hold(inbox, self.storage_error or StorageUnavailable("failed"))
+            if self.storage_error is not None:
+                self._held.hold(inbox, self.storage_error)
             elif self._held.items:
                 self._stage(self._held.take(inbox, self._max_batch - len(self._staged_jobs)))
             else:
@@ -258,13 +257,11 @@ class Broadcaster:
         try:
             try:
                 first = await self.storage.commit(self._commit)
-                if first is not None:
-                    # The store gave the events new ids (after another node's newer ones).
-                    self._ids.resume_after(renamed_from(self._commit, self._staged_jobs, first))
+                if first is not None:  # new ids, after another node's newer ones
+                    renamed_from(self._commit, self._staged_jobs, first, self._ids)
             except (StaleEventIds, JobsFenced, CreationsRefused) as refusal:
                 await self._commit_after(refusal)
         except StorageUnavailable as exc:
-            self._sent = True
             self.observer.commit_failed()
             if self.storage_error is None:
                 logger.error("storage failed; retrying", extra={"error": str(exc)})
@@ -288,7 +285,6 @@ class Broadcaster:
                 waiter.resolve()
             self._waiters = []
         self._commit, self._staged_jobs = Commit([], {}, {}, []), []
-        self._sent = False
         return True
 
     async def _commit_after(self, refusal: StorageUnavailable) -> None:
@@ -313,9 +309,8 @@ class Broadcaster:
                 )
             try:
                 first = await self.storage.commit(self._commit)
-                if first is not None:
-                    # The store gave the events new ids (after another node's newer ones).
-                    self._ids.resume_after(renamed_from(self._commit, self._staged_jobs, first))
+                if first is not None:  # new ids, after another node's newer ones
+                    renamed_from(self._commit, self._staged_jobs, first, self._ids)
                 return
             except (StaleEventIds, JobsFenced, CreationsRefused) as again:
                 refusal = again
@@ -395,6 +390,5 @@ class Broadcaster:
         for waiter, _ in self._waiters:
             waiter.resolve(error)
         self._commit = Commit()
-        self._sent = False
         self._staged_jobs = []
         self._waiters = []

@@ -33,13 +33,13 @@ def restamp(commit: Commit, jobs: list[Job], ids: EventIdGenerator) -> None:
     rename(commit, jobs, [ids.next_id() for _ in commit.events])
 
 
-def renamed_from(commit: Commit, jobs: list[Job], first: EventId) -> EventId:
+def renamed_from(commit: Commit, jobs: list[Job], first: EventId, ids: EventIdGenerator) -> None:
     """Rename ``commit``'s events as a shared store did when it returned ``first`` from
-    ``commit`` (see ``JobStorage.commit``): consecutive ids from ``first``. Returns the
-    last of them."""
+    ``commit`` (see ``JobStorage.commit``): consecutive ids from ``first``; ``ids`` goes
+    on after the last of them."""
     new_ids = [EventId(first.millis, first.counter + k) for k in range(len(commit.events))]
     rename(commit, jobs, new_ids)
-    return new_ids[-1]
+    ids.resume_after(new_ids[-1])
 
 
 def rename(commit: Commit, jobs: list[Job], new_ids: list[EventId]) -> None:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,7 @@ from bench.cluster import measures
 from bench.cluster.nodes import Cluster, NodeFailed, cluster, redis_server
 from bench.cluster.plan import ClusterPlan
 from bench.cluster.report import add_rows
-from bench.http.capacity import capacity_of, point_of
+from bench.http.capacity import capacity_of, point_of, pooled_cpu
 from bench.http.scenarios import run_loadgen
 from bench.http.server import aura_spec, running
 from bench.progress import say
@@ -66,6 +65,11 @@ def _say_step(label: str, point: JsonDict) -> None:
     )
 
 
+def _others_cpu(name: str) -> Callable[[JsonDict], float]:
+    """A window's CPU µs per event of process ``name`` (beside the server)."""
+    return lambda window: float(window["others_cpu_us_per_event"][name])
+
+
 def _step(result: JsonDict, tick: float, plan: ClusterPlan) -> JsonDict:
     """A load step's figures (the median window's), with the raw result."""
     point = point_of(result, plan.clients / tick)
@@ -73,9 +77,7 @@ def _step(result: JsonDict, tick: float, plan: ClusterPlan) -> JsonDict:
     windows = result.get("windows") or [result]
     for name in ("worker", "redis"):
         if all(name in w.get("others_cpu_us_per_event", {}) for w in windows):
-            events = sum(w["events"] for w in windows)
-            cpu_us = sum(w["others_cpu_us_per_event"][name] * w["events"] for w in windows)
-            point[f"{name}_cpu_us_per_event_pooled"] = cpu_us / events if events else math.nan
+            point[f"{name}_cpu_us_per_event_pooled"] = pooled_cpu(windows, _others_cpu(name))
             point[f"{name}_cpu_percent"] = statistics.median(
                 w["others_cpu_percent"][name] for w in windows
             )

@@ -27,7 +27,9 @@ import contextlib
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from bench.http.scenarios import _cpus, run_loadgen
@@ -104,13 +106,18 @@ def point_of(result: JsonDict, offered: float) -> JsonDict:
         "cpu_us_per_event": _summary([w["server_cpu_us_per_event"] for w in windows]),
         "server_cpu_percent": _summary([w["server_cpu_percent"] for w in windows]),
         # /proc counts CPU in 10 ms ticks: over all windows the figure is less grainy.
-        "cpu_us_per_event_pooled": _pooled_cpu(windows),
+        "cpu_us_per_event_pooled": pooled_cpu(windows),
     }
 
 
-def _pooled_cpu(windows: list[JsonDict]) -> float:
+def pooled_cpu(
+    windows: list[JsonDict],
+    per_event: Callable[[JsonDict], float] = itemgetter("server_cpu_us_per_event"),
+) -> float:
+    """CPU µs per event over all ``windows`` (``per_event``: a window's figure; the
+    server's unless told)."""
     events = sum(w["events"] for w in windows)
-    cpu_us = sum(w["server_cpu_us_per_event"] * w["events"] for w in windows if w["events"])
+    cpu_us = sum(per_event(w) * w["events"] for w in windows if w["events"])
     return cpu_us / events if events else float("nan")
 
 

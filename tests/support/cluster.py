@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,10 @@ from aura_actors.runtime import (
 )
 from aura_actors.runtime._config import Role
 from aura_actors.runtime._outgoing import CommitWaiter
+from aura_actors.web import ServerSettings
 
 from .redis import SHARED_URL, open_store
+from .servers import InProcessServer, run_server
 
 
 @asynccontextmanager
@@ -245,6 +247,15 @@ async def node(
     )
     async with open_runtime(config, pipelines or default_pipelines()) as runtime:
         yield runtime
+
+
+def server_node(
+    tmp_path: Path, prefix: str, role: Role, name: str, **settings: Any
+) -> AbstractAsyncContextManager[InProcessServer]:
+    """:func:`node` as an in-process HTTP server (``settings`` as ``ServerSettings``')."""
+    settings.setdefault("drain_seconds", 0.0)
+    values = {"redis_url": SHARED_URL, "redis_prefix": prefix, "role": role, "node_name": name}
+    return run_server(ServerSettings.of(**values, **settings), data_dir=tmp_path / "data")
 
 
 async def until(check: Callable[..., Any], *args: Any, seconds: float = 10) -> None:
